@@ -1,0 +1,1 @@
+"""evseg.io: TODO."""
