@@ -1,0 +1,263 @@
+"""The ``evseg`` command line: a thin layer of subcommands over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+logger = logging.getLogger("evseg")
+
+EXAMPLES = """examples:
+  evseg demo --out evseg_demo
+  evseg predict micrographs/ --out results/ --pixel-size 1.56
+  evseg train --images imgs/ --labels masks/ --out my_model --epochs 30 --time-limit 20
+  evseg predict new/ --out results/ --model my_model
+  evseg evaluate --pred results/ --gt masks/ --out results/
+"""
+
+
+def _pixel_size(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"pixel size must be a positive number of nm, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("predict", parents=[common], help="segment, count and measure objects in images",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Segment every image, write <stem>_prob.tif, <stem>_labels.tif, "
+                       "<stem>_overlay.png, <stem>_rois.zip per image and measurements.csv + summary.csv.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--model", default="sev", help="bundled model name ('sev'), a model folder, or 'classical'")
+    p.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="NM",
+                   help="pixel size in nm, overriding the files' calibration")
+    g = p.add_argument_group("post-processing (default: the model's)")
+    g.add_argument("--threshold", type=float, default=None, help="foreground probability threshold")
+    g.add_argument("--min-diameter", type=float, default=None, metavar="NM", help="drop smaller objects")
+    g.add_argument("--split", default=None, choices=("radon", "watershed", "none"),
+                   help="how touching objects are separated")
+    g = p.add_argument_group("speed")
+    g.add_argument("--tile-size", type=_positive_int, default=512, help="tile edge in pixels")
+    g.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="network precision (auto: bf16 where the CPU supports it)")
+    g = p.add_argument_group("outputs")
+    g.add_argument("--no-overlay", action="store_true", help="do not write <stem>_overlay.png")
+    g.add_argument("--no-prob", action="store_true", help="do not write <stem>_prob.tif")
+    g.add_argument("--no-rois", action="store_true", help="do not write <stem>_rois.zip")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from evseg.predict.batch import OutputOptions, load_segmenter, predict_files
+    from evseg.predict.pipeline import PredictOptions
+
+    options = PredictOptions(tile_size=args.tile_size, overlap=args.overlap, precision=args.precision,
+                             threshold=args.threshold, min_diameter_nm=args.min_diameter, split_method=args.split,
+                             progress=not args.quiet)
+    outputs = OutputOptions(probability=not args.no_prob, overlay=not args.no_overlay, rois=not args.no_rois)
+    model = load_segmenter(args.model)
+    outcomes = predict_files(args.inputs, args.out, model, pixel_size_nm=args.pixel_size, options=options,
+                             outputs=outputs, progress=not args.quiet)
+    done = [o for o in outcomes if o.error is None]
+    n_objects = sum(int(o.summary["count"]) for o in done)
+    print(f"{len(done)} image(s) segmented, {n_objects} objects; results in {args.out}/ "
+          f"(measurements.csv, summary.csv)")
+    for o in outcomes:
+        if o.error:
+            print(f"evseg: error: {o.error}", file=sys.stderr)
+    return 1 if len(done) < len(outcomes) else 0
+
+
+def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("train", parents=[common], help="train a model on annotated images",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Pair images and labels by file stem, split by image into train/validation "
+                       "(and test) sets, train, and keep the best model by validation score in --out. "
+                       "Flags override the values of --config.")
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--labels", required=True, type=Path, help="folder of masks or instance labels (same stems)")
+    p.add_argument("--out", required=True, type=Path, help="model folder to write")
+    p.add_argument("--config", type=Path, default=None, help="TOML file of training settings")
+    p.add_argument("--arch", choices=("frunet", "unet"), default=None, help="architecture [frunet]")
+    p.add_argument("--base-filters", type=_positive_int, default=None, help="filters of the first level [32]")
+    p.add_argument("--depth", type=_positive_int, default=None, help="number of down-sampling levels [4]")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="maximum epochs [50]")
+    p.add_argument("--steps-per-epoch", type=_positive_int, default=None, help="batches per epoch [50]")
+    p.add_argument("--patch-size", type=_positive_int, default=None, help="patch edge in pixels [256]")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="patches per batch [8]")
+    p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate [1e-3]")
+    p.add_argument("--loss", default=None, choices=("bce", "dice", "bce_dice", "weighted_bce", "weighted_bce_dice"),
+                   help="loss [bce_dice]")
+    p.add_argument("--augment", default=None, choices=("none", "flips", "full"), help="augmentation [full]")
+    p.add_argument("--outputs", default=None, choices=("foreground", "foreground+boundary"),
+                   help="output channels [foreground]")
+    p.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="NM",
+                   help="pixel size of the training images (overrides their metadata)")
+    p.add_argument("--model-pixel-size", default=None, metavar="NM|none",
+                   help="grid the model works on [1.56 when the images have a pixel size, else pixels]")
+    p.add_argument("--val-fraction", type=float, default=None, help="fraction of images for validation [0.2]")
+    p.add_argument("--test-fraction", type=float, default=None, help="fraction of images held out for testing [0]")
+    p.add_argument("--seed", type=int, default=None, help="random seed [0]")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                   help="stop cleanly after this many minutes, keeping the best model")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"), help="training precision [auto]")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--init", default=None, metavar="MODEL", help="start from this model's weights (fine-tuning)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from evseg.train.config import TrainConfig, read_config_toml
+    from evseg.train.run import train_from_folders
+
+    config = read_config_toml(args.config) if args.config else TrainConfig()
+    flags = {"arch": args.arch, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+             "patch_size": args.patch_size, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+             "loss": args.loss, "augment": args.augment, "outputs": args.outputs, "val_fraction": args.val_fraction,
+             "test_fraction": args.test_fraction, "seed": args.seed, "time_limit_min": args.time_limit,
+             "precision": args.precision}
+    changes = {k: v for k, v in flags.items() if v is not None}
+    arch_kwargs = dict(config.arch_kwargs)
+    if args.base_filters is not None:
+        arch_kwargs["base_filters"] = args.base_filters
+    if args.depth is not None:
+        arch_kwargs["depth"] = args.depth
+    changes["arch_kwargs"] = arch_kwargs
+    if args.model_pixel_size is not None:
+        changes["pixel_size_nm"] = None if args.model_pixel_size.lower() == "none" else float(args.model_pixel_size)
+    config = config.replace(**changes)
+    result = train_from_folders(args.images, args.labels, args.out, config, pixel_size_nm=args.pixel_size,
+                                init=args.init, resume=args.resume, progress=not args.quiet)
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in result.best_metrics.items() if k != "n_pred")
+    print(f"model saved in {result.model_dir}/ (best epoch {result.best_epoch} of {result.epochs_run}, "
+          f"stopped by {result.stop_reason}; validation {scores or 'n/a'})")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("demo", parents=[common], help="run the whole pipeline on synthetic TEM images and score it",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("evseg_demo"), help="output folder")
+    p.add_argument("--n-images", type=_positive_int, default=4, help="number of synthetic images")
+    p.add_argument("--seed", type=int, default=2019, help="seed of the synthetic images")
+    p.add_argument("--model", default="sev", help="model to run")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from evseg.demo import run_demo
+
+    r = run_demo(args.out, n_images=args.n_images, seed=args.seed, model=args.model, progress=not args.quiet)
+    print(f"synthetic images: {r.out_dir / 'images'}\nground truth:     {r.out_dir / 'ground_truth'}\n"
+          f"predictions:      {r.out_dir / 'predictions'} (measurements.csv, summary.csv, overlays)\n"
+          f"evaluation:       {r.out_dir / 'evaluation.csv'}\n"
+          f"vesicles found: {r.n_objects} (true: {r.n_true_objects}) in {r.n_images} images; "
+          f"mean diameter {r.mean_diameter_nm:.1f} nm; F1@0.5 = {r.f1:.3f}; Jaccard = {r.jaccard:.3f}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("evaluate", parents=[common], help="score predicted label images against ground truth",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Pair label images by stem (a prediction may end in _labels) and report "
+                       "Jaccard, Dice, CTC SEG and DET, diameter/roundness dissimilarity and F1/AP at IoU 0.5.")
+    p.add_argument("--pred", required=True, type=Path, help="folder of predicted label images")
+    p.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label images")
+    p.add_argument("--out", type=Path, default=None, help="folder for evaluation.csv (default: --pred)")
+    p.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="NM",
+                   help="pixel size (nm); the scores are unit-free, it is recorded only")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from evseg.evaluate.folders import evaluate_folders, format_table, write_evaluation_csv
+
+    rows = evaluate_folders(args.pred, args.gt, progress=not args.quiet)
+    out = args.out or args.pred
+    out.mkdir(parents=True, exist_ok=True)
+    write_evaluation_csv(rows, out / "evaluation.csv")
+    print(format_table(rows))
+    print(f"written: {out / 'evaluation.csv'}")
+    return 0
+
+
+def _add_split(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("split", parents=[common],
+                       help="turn binary masks into instance labels, splitting touching objects",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="MASK_OR_DIR", help="mask files and/or folders")
+    p.add_argument("--out", required=True, type=Path, help="output folder for <stem>_labels.tif")
+    p.add_argument("--method", default="radon", choices=("radon", "watershed", "none"), help="split method")
+    p.add_argument("--min-diameter", type=float, default=0.0, metavar="PX", help="drop smaller objects (pixels)")
+    p.set_defaults(run=_run_split)
+
+
+def _run_split(args: argparse.Namespace) -> int:
+    from evseg.instances.files import split_mask_files
+
+    written = split_mask_files(args.inputs, args.out, method=args.method, min_diameter_px=args.min_diameter)
+    print(f"{len(written)} label image(s) written to {args.out}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``evseg`` command (all subcommands)."""
+    from evseg import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="evseg", description="Segment, count and measure extracellular vesicles (and other objects) in "
+        "microscopy images with deep learning (FRU-Net / U-Net).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"evseg {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    common.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_predict, _add_train, _add_evaluate, _add_split, _add_demo):
+        add(sub, common)
+    return parser
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("evseg: %(message)s"))
+    root = logging.getLogger("evseg")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``evseg`` command line; returns the exit status (0 = success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet, args.verbose)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            return int(args.run(args))
+    except KeyboardInterrupt:
+        print("evseg: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        print(f"evseg: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"evseg: warning: {message}", file=sys.stderr)

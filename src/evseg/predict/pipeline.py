@@ -1,0 +1,259 @@
+"""From an image to a probability map and instance labels with a model (tiling, rescaling, post-processing)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evseg._registry import look_up_option
+from evseg._validate import check_image, check_pixel_size
+from evseg.data.normalize import normalize_image
+from evseg.data.rescale import rescale_image, resize_probability
+from evseg.models.store import SegmentationModel
+
+logger = logging.getLogger(__name__)
+
+#: Name under which the classical (no learning) baseline is used in place of a model.
+CLASSICAL = "classical"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to run a network over an image; ``None`` post-processing fields take the model's values.
+
+    Attributes
+    ----------
+    tile_size : int
+        Tile edge (pixels on the model's grid).
+    overlap : int
+        Tile overlap (pixels); seams are blended with a Gaussian window.
+    batch_size : int
+        Tiles per network call.
+    precision : {"auto", "fp32", "bf16"}
+        ``auto`` uses bf16 where the CPU supports it natively.
+    threshold : float or None
+        Foreground probability threshold.
+    min_diameter_nm : float or None
+        Objects with a smaller equivalent diameter are dropped.
+    split_method : {"radon", "watershed", "none"} or None
+        How touching objects are separated.
+    progress : bool
+        Show a progress bar over tiles.
+    """
+
+    tile_size: int = 512
+    overlap: int = 64
+    batch_size: int = 2
+    precision: str = "auto"
+    threshold: float | None = None
+    min_diameter_nm: float | None = None
+    split_method: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        look_up_option(self.precision, PRECISIONS, what="precision")
+        if self.tile_size < 16:
+            raise ValueError(f"`tile_size` must be >= 16 pixels, got {self.tile_size}.")
+        if not 0 <= self.overlap < self.tile_size:
+            raise ValueError(f"`overlap` must be >= 0 and < tile_size ({self.tile_size}), got {self.overlap}.")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"`threshold` must be in (0, 1), got {self.threshold}.")
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """The result of segmenting one image, on the input image's grid.
+
+    Attributes
+    ----------
+    probability : ndarray of float32, shape (Y, X)
+        Foreground probability.
+    labels : ndarray of int32, shape (Y, X)
+        Instance labels, 0 = background.
+    pixel_size_nm : float or None
+        Pixel size of the input image (``None``: unknown, results are in pixels).
+    """
+
+    probability: np.ndarray
+    labels: np.ndarray
+    pixel_size_nm: float | None
+
+
+def resolve_precision(precision: str) -> str:
+    """Turn ``"auto"`` into ``"bf16"`` where the CPU runs bf16 natively, else ``"fp32"``."""
+    from evseg.predict.tiling import bf16_supported
+
+    look_up_option(precision, PRECISIONS, what="precision")
+    if precision == "auto":
+        return "bf16" if bf16_supported() else "fp32"
+    return precision
+
+
+def network_probability(
+    model: SegmentationModel, normalized: np.ndarray, *, options: PredictOptions = PredictOptions()
+) -> np.ndarray:
+    """Run the network over a normalised image in blended tiles.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    normalized : ndarray of float32, shape (Y, X)
+        Image already on the model's grid and normalised as the model expects.
+    options : PredictOptions
+
+    Returns
+    -------
+    ndarray of float32, shape (K, Y, X)
+        Sigmoid probabilities of the K output channels (channel 0 = foreground).
+    """
+    from evseg.predict.tiling import tiled_predict, torch_predictor
+
+    predictor = torch_predictor(model.network, precision=resolve_precision(options.precision))
+    tile = tuple(min(options.tile_size, s) for s in normalized.shape)
+    overlap = min(options.overlap, max(0, min(tile) - 1))
+    return tiled_predict(
+        normalized[None].astype(np.float32, copy=False),
+        predictor,
+        tile_shape=tile,
+        overlap=overlap,
+        blend="gaussian",
+        batch_size=options.batch_size,
+        progress=options.progress,
+    )
+
+
+def postprocessing_parameters(
+    model: SegmentationModel | str, options: PredictOptions = PredictOptions()
+) -> dict[str, Any]:
+    """The post-processing parameters in force: the model's, overridden by ``options``."""
+    from evseg.models.store import DEFAULT_POSTPROCESSING
+
+    params = dict(DEFAULT_POSTPROCESSING)
+    if isinstance(model, SegmentationModel):
+        params.update(model.postprocessing)
+    for key in ("threshold", "min_diameter_nm", "split_method"):
+        value = getattr(options, key)
+        if value is not None:
+            params[key] = value
+    return params
+
+
+def probability_to_instances(
+    probability: np.ndarray, *, params: dict[str, Any], pixel_size_nm: float | None
+) -> np.ndarray:
+    """Turn network probabilities into instance labels.
+
+    Parameters
+    ----------
+    probability : ndarray of float32, shape (K, Y, X)
+        Channel 0 = foreground; an optional channel 1 = object boundary.
+    params : dict
+        ``threshold``, ``min_diameter_nm``, ``max_hole_area_nm2``, ``split_method``.
+    pixel_size_nm : float or None
+        Pixel size of the grid of ``probability``, used to turn the nm sizes into pixels; ``None``
+        (a model that works in pixels) uses ``min_diameter_px`` and ``max_hole_area_px`` instead.
+
+    Returns
+    -------
+    ndarray of int32, shape (Y, X)
+    """
+    from evseg.instances import probability_to_labels, remove_small_objects_by_diameter
+    from evseg.instances.boundary import boundary_seeded_watershed
+
+    if pixel_size_nm is None:
+        min_diameter_px = float(params["min_diameter_px"])
+        max_hole_px = float(params["max_hole_area_px"])
+    else:
+        min_diameter_px = float(params["min_diameter_nm"]) / pixel_size_nm
+        max_hole_px = float(params["max_hole_area_nm2"]) / pixel_size_nm**2
+    if probability.shape[0] > 1:
+        labels = boundary_seeded_watershed(
+            probability[0], probability[1], threshold=float(params["threshold"])
+        )
+        return remove_small_objects_by_diameter(labels, min_diameter_px=min_diameter_px)
+    return probability_to_labels(
+        probability[0],
+        threshold=float(params["threshold"]),
+        min_diameter_px=min_diameter_px,
+        max_hole_area_px=max_hole_px,
+        split_method=str(params["split_method"]),
+    )
+
+
+def working_grid(
+    model: SegmentationModel | str, pixel_size_nm: float | None, source: str = "image"
+) -> tuple[float | None, float]:
+    """How an image is processed: (pixel size for the size filters, scale factor to the model grid).
+
+    A model that works in pixels never rescales and filters sizes in pixels (``None``). A model with
+    a pixel size rescales images of known pixel size to it; an image of unknown pixel size is
+    assumed to be at the model's pixel size (with a warning), and its results are in pixels.
+    """
+    model_px = model.pixel_size_nm if isinstance(model, SegmentationModel) else 1.56
+    if isinstance(model, SegmentationModel) and model_px is None:
+        return None, 1.0
+    if pixel_size_nm is None:
+        warnings.warn(
+            f"{source}: no pixel size in the file and none given (--pixel-size): assuming the "
+            f"image is at {model_px:g} nm/px for processing; measurements are reported in pixels only.",
+            stacklevel=3,
+        )
+        return model_px, 1.0
+    if not isinstance(model, SegmentationModel):
+        return pixel_size_nm, 1.0
+    return pixel_size_nm, pixel_size_nm / model_px
+
+
+def segment_image(
+    model: SegmentationModel | str,
+    image: np.ndarray,
+    *,
+    pixel_size_nm: float | None,
+    options: PredictOptions = PredictOptions(),
+    source: str = "image",
+) -> Segmentation:
+    """Segment one 2D image: rescale to the model's grid, normalise, tiled network, post-process.
+
+    Parameters
+    ----------
+    model : SegmentationModel or "classical"
+        A trained model, or ``"classical"`` for the no-learning baseline.
+    image : ndarray, shape (Y, X)
+        Grey image in any real dtype.
+    pixel_size_nm : float or None
+        Pixel size of ``image``. ``None``: unknown (a warning; the image is assumed to be at the
+        model's pixel size and results are in pixels).
+    options : PredictOptions
+    source : str
+        Name used in messages (e.g. the file name).
+
+    Returns
+    -------
+    Segmentation
+        Probability and labels on the input grid.
+    """
+    image = check_image(image, ndim=(2,))
+    pixel_size_nm = check_pixel_size(pixel_size_nm)
+    working_px, factor = working_grid(model, pixel_size_nm, source)
+    params = postprocessing_parameters(model, options)
+    if isinstance(model, str):
+        look_up_option(model, (CLASSICAL,), what="model")
+        from evseg.baselines.classical import segment_classical
+
+        labels = segment_classical(image, pixel_size_nm=working_px, min_diameter_nm=params["min_diameter_nm"])
+        return Segmentation(
+            probability=(labels > 0).astype(np.float32), labels=labels.astype(np.int32), pixel_size_nm=pixel_size_nm
+        )
+    if float(np.ptp(image)) == 0.0:
+        logger.warning("%s: the image is constant; no objects can be found.", source)
+    scaled = rescale_image(image, factor)
+    normalized = normalize_image(scaled, model.normalization)
+    probability = network_probability(model, normalized, options=options)
+    probability = np.stack([resize_probability(p, image.shape) for p in probability])
+    labels = probability_to_instances(probability, params=params, pixel_size_nm=working_px)
+    return Segmentation(probability=probability[0], labels=labels, pixel_size_nm=pixel_size_nm)

@@ -1,0 +1,31 @@
+"""Tests for the training configuration: validation, TOML round trip, helpful errors."""
+
+import pytest
+
+from evseg.train.config import TrainConfig, config_to_toml, read_config_toml
+
+
+def test_toml_round_trip(tmp_path):
+    config = TrainConfig(arch="unet", arch_kwargs={"base_filters": 8, "depth": 2}, pixel_size_nm=None,
+                         time_limit_min=2.5, epochs=3)
+    path = tmp_path / "c.toml"
+    path.write_text(config_to_toml(config))
+    assert read_config_toml(path) == config
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("epochz = 3\n")
+    with pytest.raises(ValueError, match="did you mean 'epochs'"):
+        read_config_toml(path)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("arch", "frunett", "Did you mean 'frunet'"),
+    ("epochs", 0, "epochs"),
+    ("loss", "focal", "Unknown loss"),
+    ("patch_size", 8, "patch_size"),
+])
+def test_invalid_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
