@@ -72,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         [axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]],
         crops + [s.image for s in synth],
         ["real crop A", "real crop B", "synthetic 1", "synthetic 2"],
+        strict=True,
     ):
         ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{title} ({args.pixel_size_nm} nm/px, {n * args.pixel_size_nm:.0f} nm wide)")
         ax.axis("off")
-    for s in synth:
-        axes[1, 0 if s is synth[0] else 1].contour(s.labels > 0, [0.5], colors="y", linewidths=0.4)
+    axes[1, 1].contour(synth[1].labels > 0, [0.5], colors="y", linewidths=0.5)
+    axes[1, 1].set_title(axes[1, 1].get_title() + "\nyellow: outlines of the labels")
 
     ax = axes[0, 2]
     bins = np.linspace(0, 1, 101)

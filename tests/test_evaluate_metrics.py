@@ -84,7 +84,7 @@ def test_label_overlap_non_consecutive_ids_by_hand():
     gt = np.array([[0, 7, 7, 3], [0, 7, 3, 3]])
     pred = np.array([[100, 100, 0, 2], [0, 100, 2, 2]])
     # rows: background, 3, 7; columns: background, 2, 100
-    expected = np.array([[0, 0, 2], [0, 3, 0], [1, 0, 2]])
+    expected = np.array([[1, 0, 1], [0, 3, 0], [1, 0, 2]])
     np.testing.assert_array_equal(label_overlap(gt, pred), expected)
 
 
@@ -99,7 +99,7 @@ def test_label_overlap_matches_brute_force(rng):
 
 
 def test_label_overlap_without_background_and_huge_ids():
-    gt = np.array([[5, 5], [6, 6]], dtype=np.int64)
+    gt = np.array([[5, 5], [6, 6]], dtype=np.int64) * 2**35  # no background either
     pred = np.array([[0, 2**40], [2**40, 2**40]], dtype=np.int64)
     np.testing.assert_array_equal(label_overlap(gt, pred), [[0, 0], [1, 1], [0, 2]])
 
@@ -166,10 +166,10 @@ def test_det_missing_and_false_positive():
 def test_det_split_60_40_and_50_50():
     gt = square(value=1)
     pred = gt.copy()
-    pred[:, 6:10] = 2  # 60 % stays id 1 -> matched, the 40 % part is a false positive
+    pred[0:10, 6:10] = 2  # 60 % stays id 1 -> matched, the 40 % part is a false positive
     assert det_score(gt, pred) == pytest.approx(0.9)
     assert seg_score(gt, pred) == pytest.approx(0.6)
-    pred[:, 5:10] = 2  # 50 / 50: nothing covers more than half -> FN + 2 FP = 12 > 10
+    pred[0:10, 5:10] = 2  # 50 / 50: nothing covers more than half -> FN + 2 FP = 12 > 10
     assert det_score(gt, pred) == 0.0
     assert seg_score(gt, pred) == 0.0
 
@@ -183,8 +183,8 @@ def test_duplicate_id_in_two_regions_is_one_object():
     pred[15:, 15:][pred[15:, 15:] == 1] = 2  # each region its own id: each covers 50 %
     row = evaluate_pair(gt, pred)
     assert (row["n_gt"], row["n_pred"], row["seg"], row["det"], row["jaccard"]) == (1, 2, 0.0, 0.0, 1.0)
-    assert row["f1_0.5"] == 0.0  # IoU of each part with GT = 100 / 200 -> matched at >= 0.5
-    assert match_instances(gt, pred).tp == 1
+    m = match_instances(gt, pred)  # IoU of each part with the GT = 100 / 200: one pair at >= 0.5
+    assert (m.tp, m.fp, m.fn, row["f1_0.5"]) == (1, 1, 0, pytest.approx(2 / 3))
 
 
 # ------------------------------------------------------------------ empty images
@@ -458,7 +458,7 @@ def test_seg_det_match_py_ctcmetrics_on_real_labels(shared_data, tmp_path):
     path = sorted((shared_data / "ctc" / "Fluo-N2DH-GOWT1" / "labels").glob("*.tif"))[0]
     gt = tifffile.imread(path)[::2, ::2]
     pred = ndimage.grey_erosion(gt, size=5)  # shrunk objects; small ones vanish
-    pred[200:230, 200:230] = 60000  # and a false positive
+    pred[200:230, 200:230] = int(gt.max()) + 1  # and a false positive
     frame = _ctc_frame(gt, pred, tmp_path, 0)
     ops = count_acyclic_graph_correction_operations(None, None, *([x] for x in frame[:4]))
     assert seg_score(gt, pred) == pytest.approx(seg([frame[0]], [frame[4]]), abs=1e-6)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 from scipy import ndimage as ndi
-from scipy.stats import truncnorm
+from scipy.special import exp1, ndtr, ndtri
 
 from evseg._registry import look_up_option
 from evseg._validate import as_rng, check_pixel_size
@@ -77,11 +77,11 @@ def synthetic_tem_image(
     max_overlap: float = 0.3,
     polarity: str = "dark",
     contrast: float = 1.0,
-    dose_e_per_px: float = 60.0,
+    dose_e_per_px: float = 50.0,
     read_noise_std: float = 0.01,
-    texture_std: float = 0.03,
-    illumination_std: float = 0.06,
-    debris_per_um2: float = 25.0,
+    texture_std: float = 0.05,
+    illumination_std: float = 0.1,
+    debris_per_um2: float = 60.0,
     rng: int | np.random.Generator | None = None,
 ) -> SyntheticImage:
     """Draw a synthetic negative-stain TEM micrograph of small EVs with its instance labels.
@@ -137,7 +137,7 @@ def synthetic_tem_image(
         Standard deviation (relative) of the smooth, uneven illumination (>= 0).
     debris_per_um2 : float
         Density of stain specks per square micrometre (>= 0); about 80 % are small bright
-        specks, 20 % darker blobs (2–12 nm across).
+        specks (4–10 nm across), 20 % darker blobs (4–12 nm across).
     rng : int, numpy.random.Generator or None
         Seed or generator; the same seed gives the same image.
 
@@ -294,7 +294,7 @@ def _draw_diameters_nm(gen: np.random.Generator, n: int, lo: float, hi: float) -
     centre = np.sqrt(core_lo * core_hi) if core_lo < core_hi else np.sqrt(lo * hi)
     sigma = 0.4
     a, b = (np.log(lo) - np.log(centre)) / sigma, (np.log(hi) - np.log(centre)) / sigma
-    z = truncnorm.rvs(a, b, size=n, random_state=gen)
+    z = ndtri(ndtr(a) + gen.uniform(0, 1, n) * (ndtr(b) - ndtr(a)))  # truncated normal
     return np.clip(np.exp(np.log(centre) + sigma * z), lo, hi)
 
 
@@ -416,16 +416,24 @@ def _rasterise(shape: tuple[int, int], ves: _Vesicles) -> np.ndarray:
 def _spectral_noise(
     gen: np.random.Generator, shape: tuple[int, int], *, fine_px: float, coarse_px: float
 ) -> np.ndarray:
-    """Unit-variance noise with a 1/f^2 power spectrum between scales ``fine_px`` and ``coarse_px``."""
+    """Zero-mean noise with a 1/f^2 power spectrum between scales ``fine_px`` and ``coarse_px``.
+
+    The power spectrum is ``exp(-k^2 / k_hi^2) / (k^2 + k_lo^2)`` (``k`` in cycles/px,
+    ``k_hi = 1 / (2 pi fine_px)``, ``k_lo = 1 / (2 pi coarse_px)``), scaled so that the field has
+    unit variance on an infinite plane; an image smaller than ``coarse_px`` therefore shows less
+    variance (its lowest frequencies do not fit), as a crop of a larger field would.
+    """
     white = gen.standard_normal(shape, dtype=np.float32)
     fy = scipy.fft.fftfreq(shape[0]).astype(np.float32)[:, None]
     fx = scipy.fft.rfftfreq(shape[1]).astype(np.float32)[None, :]
     k2 = fy**2 + fx**2
-    k_lo, k_hi = 1.0 / (2 * np.pi * coarse_px), 1.0 / (2 * np.pi * fine_px)
-    amp = np.exp(-0.5 * k2 / k_hi**2) / np.sqrt(k2 + k_lo**2)
-    field = scipy.fft.irfft2(scipy.fft.rfft2(white) * amp, s=shape)
-    field -= field.mean()
-    return (field / max(float(field.std()), 1e-12)).astype(np.float32)
+    k_lo2, k_hi2 = (1.0 / (2 * np.pi * coarse_px)) ** 2, (1.0 / (2 * np.pi * fine_px)) ** 2
+    power = np.exp(-k2 / k_hi2) / (k2 + k_lo2)
+    power[0, 0] = 0.0  # zero mean
+    # variance of the continuous process: integral of the power over the frequency plane
+    variance = np.pi * np.exp(k_lo2 / k_hi2) * exp1(k_lo2 / k_hi2)
+    field = scipy.fft.irfft2(scipy.fft.rfft2(white) * np.sqrt(power / variance), s=shape)
+    return field.astype(np.float32)
 
 
 def _render(
@@ -440,80 +448,82 @@ def _render(
 ) -> np.ndarray:
     """Noise-free intensity image (float32, roughly in [0, 1]) for the given label map."""
     shape = labels.shape
-    n = int(labels.max())
-    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
     level = gen.uniform(0.45, 0.65)
-    texture = texture_std * _spectral_noise(
+    image = np.float32(level) + texture_std * _spectral_noise(
         gen, shape, fine_px=2.5 / pixel_size, coarse_px=max(100.0 / pixel_size, 4.0)
     )
-    image = np.full(shape, level, dtype=np.float32) + texture
-
-    if n:
-        c = contrast
-        # Per-vesicle look, drawn once per image for each vesicle (index 0 = background).
-        def per_ves(lo: float, hi: float) -> np.ndarray:
-            return np.concatenate([[0.0], gen.uniform(lo, hi, n)]).astype(np.float32)
-
-        rim_amp, rim_nm = per_ves(0.08, 0.2), per_ves(8.0, 18.0)
-        rim_var, rim_dir = per_ves(0.0, 0.8), per_ves(0, 2 * np.pi)
-        dark_amp, cup, cup_dir = per_ves(0.08, 0.3), per_ves(0.0, 0.9), per_ves(0, 2 * np.pi)
-        tex_amp = per_ves(0.03, 0.07)
-        halo_deep, halo_deep_nm = per_ves(0.08, 0.22), per_ves(4.0, 12.0)
-        halo_wide, halo_wide_nm = per_ves(0.05, 0.16), per_ves(20.0, 70.0)
-        halo_var, halo_dir = per_ves(0.2, 0.9), per_ves(0, 2 * np.pi)
-        cy = np.concatenate([[0.0], ves.cy]).astype(np.float32)
-        cx = np.concatenate([[0.0], ves.cx]).astype(np.float32)
-        rad = np.concatenate([[1.0], ves.radius]).astype(np.float32)
-
-        fg = labels > 0
-        # Pixels on a line where two vesicles meet: the inner distance is measured to them too,
-        # so each vesicle of a touching pair gets its own rim along the contact.
-        touch = np.zeros(shape, dtype=bool)
-        for axis in (0, 1):
-            a = labels.take(np.arange(shape[axis] - 1), axis=axis)
-            b = labels.take(np.arange(1, shape[axis]), axis=axis)
-            meet = (a != b) & (a > 0) & (b > 0)
-            lo_idx = [slice(None), slice(None)]
-            hi_idx = [slice(None), slice(None)]
-            lo_idx[axis], hi_idx[axis] = slice(0, -1), slice(1, None)
-            touch[tuple(lo_idx)] |= meet
-            touch[tuple(hi_idx)] |= meet
-        d_in = ndi.distance_transform_edt(fg & ~touch).astype(np.float32) * pixel_size  # nm
-        d_out, (iy, ix) = ndi.distance_transform_edt(~fg, return_indices=True)
-        d_out = d_out.astype(np.float32) * pixel_size
-        near = labels[iy, ix]  # nearest vesicle of every pixel (itself inside vesicles)
-
-        theta = np.arctan2(yy - cy[near], xx - cx[near])
-        # Inside: darker "cup" (more stain towards one side), mid-scale texture, bright rim.
-        uy, ux = (yy - cy[near]) / rad[near], (xx - cx[near]) / rad[near]
-        tilt = ux * np.cos(cup_dir[near]) + uy * np.sin(cup_dir[near])
-        inner_tex = _spectral_noise(gen, shape, fine_px=4.0 / pixel_size, coarse_px=30.0 / pixel_size)
-        dark = dark_amp[near] * np.clip(1.0 + cup[near] * tilt, 0.0, None)
-        ramp = 1.0 - np.exp(-d_in / np.maximum(0.6 * rim_nm[near], 1e-3))
-        rim_w = rim_nm[near] * (1.0 + 0.4 * np.cos(theta - rim_dir[near]))
-        rim = (
-            rim_amp[near]
-            * (1.0 + rim_var[near] * np.cos(theta - rim_dir[near]))
-            * np.exp(-0.5 * ((d_in - 0.45 * rim_w) / (0.3 * rim_w)) ** 2)
-        )
-        inside = -dark * ramp + tex_amp[near] * inner_tex * ramp + rim
-        # Outside: stain pooled around the vesicle (narrow deep + wide shallow), uneven around it.
-        side = 1.0 + halo_var[near] * np.cos(theta - halo_dir[near])
-        outside = -side * (
-            halo_deep[near] * np.exp(-d_out / halo_deep_nm[near])
-            + halo_wide[near] * np.exp(-d_out / halo_wide_nm[near])
-        )
-        image += c * np.where(fg, inside, outside).astype(np.float32)
-
+    if labels.max() > 0:
+        image += contrast * _vesicle_field(gen, labels, ves, pixel_size)
     image += contrast * _debris(gen, shape, pixel_size, debris_per_um2)
     # Uneven illumination: a linear ramp plus a smooth random field, multiplicative.
     gy, gx = gen.normal(0, illumination_std, 2) / np.array(shape, dtype=np.float32)
-    ramp_field = gy * (yy - shape[0] / 2) + gx * (xx - shape[1] / 2)
-    smooth = illumination_std * _spectral_noise(
-        gen, shape, fine_px=300.0 / pixel_size, coarse_px=2000.0 / pixel_size
+    ramp = gy * (np.arange(shape[0], dtype=np.float32)[:, None] - shape[0] / 2) + gx * (
+        np.arange(shape[1], dtype=np.float32)[None, :] - shape[1] / 2
     )
-    image *= 1.0 + ramp_field + smooth
-    return ndi.gaussian_filter(image, 1.5 / pixel_size)
+    smooth = _spectral_noise(gen, shape, fine_px=150.0 / pixel_size, coarse_px=1500.0 / pixel_size)
+    image *= 1.0 + ramp + illumination_std * smooth
+    return ndi.gaussian_filter(image, 1.2 / pixel_size)  # point-spread function, sigma 1.2 nm
+
+
+def _vesicle_field(
+    gen: np.random.Generator, labels: np.ndarray, ves: _Vesicles, pixel_size: float
+) -> np.ndarray:
+    """Additive contrast of the vesicles: rim, darker cup-shaped interior, stain halo around."""
+    shape, n = labels.shape, len(ves.cy)
+
+    def per_ves(lo: float, hi: float) -> np.ndarray:  # index 0 = background (unused)
+        return np.concatenate([[0.0], gen.uniform(lo, hi, n)]).astype(np.float32)
+
+    rim_amp, rim_nm = per_ves(0.08, 0.2), per_ves(10.0, 22.0)
+    rim_var, rim_dir = per_ves(0.0, 0.8), per_ves(0, 2 * np.pi)
+    dark_amp, cup, cup_dir = per_ves(0.08, 0.3), per_ves(0.0, 0.9), per_ves(0, 2 * np.pi)
+    tex_amp, fold_amp = per_ves(0.04, 0.09), per_ves(0.0, 0.15)
+    halo_deep, halo_deep_nm = per_ves(0.1, 0.28), per_ves(4.0, 12.0)
+    halo_wide, halo_wide_nm = per_ves(0.05, 0.16), per_ves(25.0, 90.0)
+    halo_var, halo_dir = per_ves(0.2, 0.9), per_ves(0, 2 * np.pi)
+    cy, cx = (np.concatenate([[0.0], c]).astype(np.float32) for c in (ves.cy, ves.cx))
+    rad = np.concatenate([[1.0], ves.radius]).astype(np.float32)
+    inner_tex = _spectral_noise(gen, shape, fine_px=4.0 / pixel_size, coarse_px=30.0 / pixel_size)
+
+    fg = labels > 0
+    # Pixels where two vesicles meet count as edge too: each vesicle of a touching pair gets
+    # its own rim along the contact line.
+    touch = np.zeros(shape, dtype=bool)
+    meet = (labels[1:] != labels[:-1]) & (labels[1:] > 0) & (labels[:-1] > 0)
+    touch[1:] |= meet
+    touch[:-1] |= meet
+    meet = (labels[:, 1:] != labels[:, :-1]) & (labels[:, 1:] > 0) & (labels[:, :-1] > 0)
+    touch[:, 1:] |= meet
+    touch[:, :-1] |= meet
+    d_in = ndi.distance_transform_edt(fg & ~touch)
+    d_out, (iy, ix) = ndi.distance_transform_edt(~fg, return_indices=True)
+    near = labels[iy, ix]  # nearest vesicle of every pixel (its own inside vesicles)
+    dy = np.arange(shape[0], dtype=np.float32)[:, None] - cy[near]
+    dx = np.arange(shape[1], dtype=np.float32)[None, :] - cx[near]
+    dist = np.maximum(np.hypot(dy, dx), 1e-3)
+    field = np.empty(shape, dtype=np.float32)
+
+    # Inside: darker "cup" (more stain towards one side, a darker fold), texture, bright rim.
+    k, d, uy, ux = near[fg], d_in[fg].astype(np.float32) * pixel_size, dy[fg], dx[fg]
+    cos_t, sin_t = ux / dist[fg], uy / dist[fg]
+    uy, ux = uy / rad[k], ux / rad[k]
+    c_dir, s_dir = np.cos(cup_dir[k]), np.sin(cup_dir[k])
+    dark = dark_amp[k] * np.clip(1.0 + cup[k] * (ux * c_dir + uy * s_dir), 0.0, None)
+    dark += fold_amp[k] * np.exp(-((uy - 0.35 * s_dir) ** 2 + (ux - 0.35 * c_dir) ** 2) / 0.18)
+    ramp = 1.0 - np.exp(-d / (0.6 * rim_nm[k]))
+    rim_cos = cos_t * np.cos(rim_dir[k]) + sin_t * np.sin(rim_dir[k])
+    rim_w = rim_nm[k] * (1.0 + 0.4 * rim_cos)
+    rim = rim_amp[k] * (1.0 + rim_var[k] * rim_cos) * np.exp(-0.5 * ((d / rim_w - 0.45) / 0.3) ** 2)
+    field[fg] = (tex_amp[k] * inner_tex[fg] - dark) * ramp + rim
+
+    # Outside: stain pooled around the vesicle (narrow deep + wide shallow), uneven around it.
+    bg = ~fg
+    k, d = near[bg], d_out[bg].astype(np.float32) * pixel_size
+    side_cos = (dx[bg] * np.cos(halo_dir[k]) + dy[bg] * np.sin(halo_dir[k])) / dist[bg]
+    field[bg] = -(1.0 + halo_var[k] * side_cos) * (
+        halo_deep[k] * np.exp(-d / halo_deep_nm[k]) + halo_wide[k] * np.exp(-d / halo_wide_nm[k])
+    )
+    return field
 
 
 def _debris(
@@ -523,22 +533,22 @@ def _debris(
     area_um2 = shape[0] * shape[1] * (pixel_size * 1e-3) ** 2
     out = np.zeros(shape, dtype=np.float32)
     # (fraction, amplitude range, diameter range nm); blobs are Gaussians of sigma = diameter / 4.
-    kinds = [(0.8, (0.08, 0.3), (3.0, 9.0)), (0.2, (-0.25, -0.06), (4.0, 12.0))]
+    kinds = ((0.8, (0.15, 0.45), (4.0, 10.0)), (0.2, (-0.3, -0.08), (4.0, 12.0)))
     for frac, (a_lo, a_hi), (d_lo, d_hi) in kinds:
         m = gen.poisson(frac * per_um2 * area_um2)
         if m == 0:
             continue
-        sigma_px = np.maximum(gen.uniform(d_lo, d_hi, m) / 4.0 / pixel_size, 0.5)
-        amp = gen.uniform(a_lo, a_hi, m)
-        iy, ix = gen.integers(0, shape[0], m), gen.integers(0, shape[1], m)
-        # Three bins of similar blob size; each bin's weighted impulses are blurred once.
-        for sel in np.array_split(np.argsort(sigma_px), 3):
-            if sel.size == 0:
-                continue
-            s = float(np.mean(sigma_px[sel]))
-            spikes = np.zeros(shape, dtype=np.float32)
-            np.add.at(spikes, (iy[sel], ix[sel]), amp[sel] * 2 * np.pi * s**2)
-            out += ndi.gaussian_filter(spikes, s)
+        sigma = np.maximum(gen.uniform(d_lo, d_hi, m) / 4.0 / pixel_size, 0.5)[:, None, None]
+        amp = gen.uniform(a_lo, a_hi, m)[:, None, None]
+        py, px = gen.uniform(0, shape[0], m)[:, None, None], gen.uniform(0, shape[1], m)[:, None, None]
+        half = int(np.ceil(3 * sigma.max()))
+        off = np.arange(-half, half + 1)
+        ys = np.floor(py).astype(int) + off[None, :, None]
+        xs = np.floor(px).astype(int) + off[None, None, :]
+        blob = amp * np.exp(-((ys - py) ** 2 + (xs - px) ** 2) / (2 * sigma**2))
+        ys, xs = np.broadcast_to(ys, blob.shape), np.broadcast_to(xs, blob.shape)
+        ok = (ys >= 0) & (ys < shape[0]) & (xs >= 0) & (xs < shape[1])
+        np.add.at(out, (ys[ok], xs[ok]), blob[ok].astype(np.float32))
     return out
 
 
@@ -551,5 +561,5 @@ def _add_noise(
         img = gen.poisson(img * dose_e_per_px).astype(np.float32) / np.float32(dose_e_per_px)
     if read_noise_std > 0:
         img = img + gen.normal(0.0, read_noise_std, img.shape).astype(np.float32)
-    img = ndi.gaussian_filter(img.astype(np.float32), 0.9)
+    img = ndi.gaussian_filter(img.astype(np.float32), 0.75)
     return np.clip(img, 0.0, 1.0)

@@ -59,8 +59,8 @@ def pair_label_files(
 
     Files ending in .tif, .tiff or .png count (not searched recursively). The prediction for
     GT ``img1.png`` is ``img1_labels.<ext>`` or ``img1.<ext>`` in ``pred_dir``; when both exist the
-    ``_labels`` file is taken (the other is probably an image or a probability map). Prediction
-    files that pair with no GT file are skipped with a logged warning.
+    ``_labels`` file is taken (the other is probably an image). Files in ``pred_dir`` that pair
+    with no GT file (``<stem>_prob.tif``, ``<stem>_overlay.png``, ...) are skipped (logged at INFO).
 
     Parameters
     ----------
@@ -117,8 +117,8 @@ def pair_label_files(
         )
     extra = sorted(set(pred_files) - used)
     if extra:
-        logger.warning("Skipping %d prediction file(s) in %s with no ground truth in %s: %s",
-                       len(extra), pred_dir, gt_dir, ", ".join(extra[:20]))
+        logger.info("Skipping %d file(s) in %s with no ground truth in %s (e.g. probability maps, "
+                    "overlays): %s", len(extra), pred_dir, gt_dir, ", ".join(extra[:20]))
     return pairs
 
 

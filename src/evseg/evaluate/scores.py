@@ -125,7 +125,7 @@ def image_scores(gt: np.ndarray, pred: np.ndarray) -> ImageScores:
     Raises
     ------
     TypeError, ValueError
-        As :func:`label_overlap`.
+        As :func:`evseg.evaluate.metrics.label_overlap`.
     """
     ov = _overlap(gt, pred)
     matrix = ov.matrix
@@ -189,7 +189,15 @@ def evaluate_pair(gt: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
     -------
     dict
         Keys ``n_gt, n_pred, jaccard, dice, seg, det, delta_d, delta_r, precision_0.5,
-        recall_0.5, f1_0.5, ap_0.5``; see the single functions for each definition and its value
-        on empty images.
+        recall_0.5, f1_0.5, ap_0.5``; see the single functions of ``evseg.evaluate.metrics`` for
+        each definition and its value on empty images.
+
+    Examples
+    --------
+    >>> gt = np.zeros((30, 30), int); gt[0:10, 0:10] = 1
+    >>> pred = np.roll(gt, 2, axis=1)  # intersection 80 px, union 120 px
+    >>> row = evaluate_pair(gt, pred)
+    >>> round(row["jaccard"], 3), round(row["seg"], 3), row["det"], row["f1_0.5"]
+    (0.667, 0.667, 1.0, 1.0)
     """
     return image_scores(gt, pred).metrics()

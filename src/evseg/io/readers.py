@@ -44,7 +44,6 @@ _NM_PER_UNIT: dict[str, float] = {
     "mm": 1e6, "millimeter": 1e6, "millimetre": 1e6,
     "cm": 1e7, "centimeter": 1e7, "centimetre": 1e7,
     "m": 1e9, "meter": 1e9, "metre": 1e9,
-    "inch": 2.54e7, "in": 2.54e7,
 }
 # Units that mean "not calibrated": no warning, the pixel size is simply unknown.
 _NO_UNIT = {"", "pixel", "pixels", "px", "none", "<undefined>", "undefined"}
@@ -166,7 +165,10 @@ def read_image(path: str | os.PathLike, *, pixel_size_nm: float | None = None) -
             metadata["colour"] = raw.colour
     _check_image_layout(data, path)
 
-    voxel = _to_nm(calibration, path) if calibration is not None else None
+    with warnings.catch_warnings():
+        if override is not None:  # the file's units do not matter when the size is given
+            warnings.simplefilter("ignore", UserWarning)
+        voxel = _to_nm(calibration, path) if calibration is not None else None
     if override is not None:
         in_file = _in_plane(voxel, path, warn=False) if voxel is not None else None
         if in_file is not None and not math.isclose(in_file, override, rel_tol=1e-6):
@@ -377,6 +379,13 @@ def _nm_per_unit(unit: Any, path: Path) -> float | None:
         return _NM_PER_UNIT[key]
     if key.endswith("s") and key[:-1] in _NM_PER_UNIT:  # "microns", "nanometers"
         return _NM_PER_UNIT[key[:-1]]
+    if key in ("inch", "inches", "in"):
+        warnings.warn(
+            f"{path}: calibration in inches (a screen/print dpi default, e.g. from a JPEG opened in "
+            "ImageJ) is ignored; pixel size left unknown (pass pixel_size_nm= to set it).",
+            stacklevel=4,
+        )
+        return None
     warnings.warn(
         f"{path}: unknown or non-length calibration unit {unit!r}; pixel size left unknown "
         "(pass pixel_size_nm= to set it).",
@@ -447,8 +456,8 @@ def _load_tiff(path: Path) -> _Raw:
     yx: list[tuple[float, str] | None] = [None, None]
     z: tuple[float, str] | None = None
     source = None
-    if ome:
-        sizes = _ome_sizes(ome)
+    sizes = _ome_sizes(ome) if ome else {}
+    if sizes:
         yx = [sizes.get("Y"), sizes.get("X")]
         z, source, meta["format"] = sizes.get("Z"), "ome", "ome-tiff"
     elif imagej is not None and imagej.get("unit") is not None:
@@ -629,5 +638,5 @@ def _load_dm_ncempy(path: Path) -> _Raw:
         raise ImageReadError(f"{path} could not be read as a Gatan DM file: {exc}") from exc
     data = np.asarray(ds["data"])
     sizes, units = list(ds.get("pixelSize", [])), list(ds.get("pixelUnit", []))
-    calibration = [(float(s), u) for s, u in zip(sizes, units)] if len(sizes) == data.ndim else None
+    calibration = [(float(s), u) for s, u in zip(sizes, units, strict=False)] if len(sizes) == data.ndim else None
     return _Raw(data, calibration, {"format": "dm", "calibration": "dm", "reader": "ncempy"})

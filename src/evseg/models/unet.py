@@ -14,13 +14,13 @@ from torch import nn
 from evseg._registry import look_up_option
 from evseg.models.blocks import (
     ACTIVATIONS,
-    NORMS,
     POOLS,
     UPSAMPLES,
     ConvBlock,
     Down,
     ResidualBlock,
     Up,
+    look_up_norm,
     make_conv,
 )
 
@@ -146,7 +146,7 @@ class UNet(nn.Module):
         _positive_int(max_filters, "max_filters", minimum=base_filters)
         if not isinstance(residual, bool):
             raise TypeError(f"`residual` must be a bool, got {residual!r}.")
-        look_up_option(norm, NORMS, what="normalisation")
+        look_up_norm(norm)
         look_up_option(activation, ACTIVATIONS, what="activation")
         look_up_option(pool, POOLS, what="pooling")
         look_up_option(upsample, UPSAMPLES, what="upsample mode")

@@ -345,7 +345,8 @@ def torch_predictor(
     import torch
 
     precision = look_up_option(precision, ("fp32", "bf16"), what="precision")
-    activation = look_up_option(activation, ("sigmoid", "softmax", None), what="activation")
+    if activation is not None:
+        activation = look_up_option(activation, ("sigmoid", "softmax"), what="activation (or None)")
     dev = torch.device(device)
     model.eval().to(dev)
     state = {"channels_last_done": False}
