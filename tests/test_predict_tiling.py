@@ -145,6 +145,8 @@ def test_bad_arguments_raise(kwargs, error, match):
 def test_bad_image_and_predictor_output_raise():
     with pytest.raises(ValueError, match=r"image\[None\]"):
         tiled_predict(np.zeros((40, 40)), affine, tile_shape=16, overlap=4)
+    with pytest.raises(ValueError, match="NaN"):
+        tiled_predict(np.full((1, 40, 40), np.nan), affine, tile_shape=16, overlap=4)
     with pytest.raises(ValueError, match="predictor` returned shape"):
         tiled_predict(np.zeros((1, 40, 40)), lambda b: b[:, :, :8], tile_shape=16, overlap=4)
 

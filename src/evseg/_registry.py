@@ -36,6 +36,6 @@ def look_up_option(name: str, options: Iterable[str], *, what: str = "option") -
     allowed = list(options)
     if name in allowed:
         return name
-    close = difflib.get_close_matches(str(name), allowed, n=1)
+    close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"Unknown {what} {name!r}.{hint} Available: {', '.join(map(repr, allowed))}.")

@@ -1,8 +1,9 @@
-"""Classical (no learning) vesicle segmentation: flatten, threshold, fill, split touching, size filter."""
+"""Classical (no learning) vesicle segmentation: edges or threshold, fill, split touching, size filter."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -16,6 +17,7 @@ __all__ = ["segment_classical"]
 
 logger = logging.getLogger(__name__)
 
+_METHODS = ("edges", "threshold")
 _POLARITIES = ("auto", "dark", "bright")
 _THRESHOLDS = {
     "otsu": filters.threshold_otsu,
@@ -32,22 +34,35 @@ def segment_classical(
     max_diameter_nm: float = 300.0,
     min_diameter_px: float = 10.0,
     max_diameter_px: float = 200.0,
+    method: str = "edges",
     polarity: str = "auto",
     threshold: str = "otsu",
     split_touching: bool = True,
 ) -> np.ndarray:
     """Segment round objects (sEVs) without learning, in the spirit of TEM ExosomeAnalyzer.
 
-    Steps: (1) normalise to the 0.5–99.5 percentiles; (2) flatten the background by
-    subtracting a Gaussian blur of sigma = the largest diameter (computed on a reduced copy, so
-    it is fast); (3) smooth with sigma = 1/12 of the smallest diameter; (4) threshold (Otsu by
-    default) and choose the polarity, unless given: each side of the threshold is cleaned (fill
-    holes, opening with a disc of 1/6 of the smallest diameter) and the side whose connected
-    components of plausible size (equivalent diameter within the limits, not one huge
-    background region) cover more pixels is taken as the objects; ties go to the side with fewer
-    pixels; (5) split touching objects with a watershed on the distance transform, seeded by its
-    h-maxima (h = 1/5 of the smallest radius, so shallow necks between round objects are kept
-    while noise bumps are not); (6) keep objects whose equivalent diameter is within the limits.
+    Two methods share the first and last steps: normalise to the 0.5–99.5 percentiles (a
+    constant image gives no objects), and at the end split touching objects with a watershed on
+    the distance transform seeded by its h-maxima (h = 1/20 of the smallest diameter, at least
+    0.5 px; the distance map is smoothed with sigma 1 px), then keep objects whose equivalent
+    diameter lies within the limits.
+
+    ``method="edges"`` (default; independent of polarity): Gaussian gradient magnitude at
+    sigma = 1/12 of the smallest diameter (at least 0.7 px); hysteresis threshold at 1.5 and 3
+    times its median (the noise level, as most pixels are background; at least 10 % and 20 % of
+    its 99.5th percentile, for noise-free images); fill the holes enclosed by edges (also those
+    closed by one image border); open with a disc of radius 1/6 of the smallest diameter (removes
+    open edge lines and small specks); erode by the gradient sigma (the edge band reaches a little
+    outside the object). The gradient magnitude does not change when the image is inverted, so
+    neither does the result: dark-on-bright and bright-on-dark objects are found alike.
+
+    ``method="threshold"``: subtract a Gaussian blur of sigma = the largest diameter (background
+    flattening, computed on a reduced copy), smooth with sigma = 1/12 of the smallest diameter,
+    apply a global threshold (``threshold``); with ``polarity="auto"`` each side of the threshold
+    is cleaned (fill holes, opening as above) and the side whose connected components of
+    plausible size (equivalent diameter within the limits) cover more pixels is taken as the
+    objects; ties go to the side with fewer pixels. This does not assume dark objects, and works
+    when objects cover more than half of the image.
 
     Parameters
     ----------
@@ -58,15 +73,17 @@ def segment_classical(
         instead of the nm limits.
     min_diameter_nm, max_diameter_nm : float
         Smallest and largest equivalent diameter of a kept object, in nm (used when
-        ``pixel_size_nm`` is given). They also set the smoothing, opening and background scales.
+        ``pixel_size_nm`` is given). They also set the smoothing, opening and seed scales.
     min_diameter_px, max_diameter_px : float
         The same limits in pixels, used only when ``pixel_size_nm`` is ``None``. The defaults
         (10 and 200 px) suit sEV micrographs at about 1–3 nm/px.
+    method : {"edges", "threshold"}
+        Edge-based (polarity-free) or intensity-threshold foreground, see above.
     polarity : {"auto", "dark", "bright"}
-        ``"dark"``: objects darker than the background; ``"bright"``: brighter; ``"auto"``:
-        decided per image as described above (objects may cover more than half the image).
+        For ``method="threshold"`` only: objects darker (``"dark"``) or brighter (``"bright"``)
+        than the background, or decided per image (``"auto"``).
     threshold : {"otsu", "li", "triangle"}
-        Global threshold method (scikit-image ``threshold_*``) on the flattened, smoothed image.
+        For ``method="threshold"`` only: the scikit-image global threshold method.
     split_touching : bool
         Split touching objects with the distance-transform watershed (``False``: connected
         components only).
@@ -83,14 +100,14 @@ def segment_classical(
         If ``image`` is not a real numeric array.
     ValueError
         If ``image`` is not 2D or holds NaN/inf, a size limit is not positive or
-        ``min > max``, or ``polarity``/``threshold`` is unknown.
+        ``min > max``, or ``method``/``polarity``/``threshold`` is unknown.
 
     Examples
     --------
     >>> yy, xx = np.mgrid[:96, :96]
     >>> img = np.where(np.hypot(yy - 48, xx - 48) < 15, 0.2, 0.8)
     >>> labels = segment_classical(img, min_diameter_px=10, max_diameter_px=60)
-    >>> int(labels.max()), int((labels == 1).sum()) in range(650, 770)
+    >>> int(labels.max()), 600 < int((labels == 1).sum()) < 820
     (1, True)
     """
     img = check_image(image, ndim=(2,))
@@ -100,6 +117,7 @@ def segment_classical(
     else:
         lo, hi = _check_limits(min_diameter_nm, max_diameter_nm, "nm")
         d_min, d_max = lo / pixel_size, hi / pixel_size
+    look_up_option(method, _METHODS, what="method")
     look_up_option(polarity, _POLARITIES, what="polarity")
     threshold_fn = _THRESHOLDS[look_up_option(threshold, _THRESHOLDS, what="threshold method")]
 
@@ -112,31 +130,63 @@ def segment_classical(
         return np.zeros(x.shape, dtype=np.int32)
     x = (x - np.float32(lo_val)) / np.float32(hi_val - lo_val)
 
+    radius = max(int(round(d_min / 6.0)), 1)
+    if method == "edges":
+        mask = _edge_foreground(x, d_min, radius)
+    else:
+        mask = _threshold_foreground(x, d_min, d_max, radius, polarity, threshold_fn)
+    labels = _split(mask, d_min) if split_touching else ndi.label(mask)[0]
+    return _size_filter(labels, d_min, d_max)
+
+
+def _edge_foreground(x: np.ndarray, d_min: float, radius: int) -> np.ndarray:
+    """Regions enclosed by closed edges (hysteresis on the gradient magnitude), cleaned."""
+    sigma = max(d_min / 12.0, 0.7)
+    grad = ndi.gaussian_gradient_magnitude(x, sigma)
+    noise, top = np.percentile(grad, [50.0, 99.5])
+    low, high = max(1.5 * noise, 0.1 * top), max(3.0 * noise, 0.2 * top)
+    if not high > 0:
+        return np.zeros(x.shape, dtype=bool)
+    edges = filters.apply_hysteresis_threshold(grad, low, high)
+    mask = ndi.binary_opening(_fill_holes_and_border_holes(edges), morphology.disk(radius))
+    return ndi.binary_erosion(mask, morphology.disk(max(int(round(sigma)), 1)))
+
+
+def _threshold_foreground(
+    x: np.ndarray,
+    d_min: float,
+    d_max: float,
+    radius: int,
+    polarity: str,
+    threshold_fn: Callable[[np.ndarray], float],
+) -> np.ndarray:
+    """Flatten, smooth, threshold; pick the polarity whose cleaned mask has more plausible objects."""
     flat = x - _smooth_background(x, sigma=d_max)
     smooth = ndi.gaussian_filter(flat, max(d_min / 12.0, 0.5))
     t = float(threshold_fn(smooth))
-    radius = max(int(round(d_min / 6.0)), 1)
     candidates = {
         side: _clean(mask, radius)
         for side, mask in (("dark", smooth < t), ("bright", smooth > t))
         if polarity in ("auto", side)
     }
-    if polarity == "auto":
-        scores = {side: _plausible_area(m, d_min, d_max) for side, m in candidates.items()}
-        if scores["dark"] == scores["bright"]:
-            side = "dark" if (smooth < t).sum() <= (smooth > t).sum() else "bright"
-        else:
-            side = max(scores, key=scores.__getitem__)
-        logger.debug("segment_classical: polarity %s (scores %s)", side, scores)
+    if polarity != "auto":
+        return candidates[polarity]
+    scores = {side: _plausible_area(m, d_min, d_max) for side, m in candidates.items()}
+    if scores["dark"] == scores["bright"]:
+        side = "dark" if (smooth < t).sum() <= (smooth > t).sum() else "bright"
     else:
-        side = polarity
-    mask = candidates[side]
+        side = max(scores, key=scores.__getitem__)
+    logger.debug("segment_classical: polarity %s (plausible-object pixels %s)", side, scores)
+    return candidates[side]
 
-    if split_touching:
-        labels = _split(mask, d_min)
-    else:
-        labels = ndi.label(mask)[0]
-    return _size_filter(labels, d_min, d_max)
+
+def _fill_holes_and_border_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill holes, also those closed by the mask together with one image border."""
+    out = ndi.binary_fill_holes(mask)
+    for side in range(4):
+        rotated = np.pad(np.rot90(mask, side), ((1, 0), (0, 0)), constant_values=True)
+        out |= np.rot90(ndi.binary_fill_holes(rotated)[1:], -side)
+    return out
 
 
 def _check_limits(lo: float, hi: float, unit: str) -> tuple[float, float]:
@@ -175,11 +225,22 @@ def _plausible_area(mask: np.ndarray, d_min: float, d_max: float) -> int:
 
 
 def _split(mask: np.ndarray, d_min: float) -> np.ndarray:
-    """Distance-transform watershed seeded by h-maxima (h = d_min / 10)."""
-    dist = ndi.distance_transform_edt(mask).astype(np.float32)
-    dist = ndi.gaussian_filter(dist, 1.0)
-    seeds = morphology.h_maxima(dist, max(d_min / 10.0, 1.0)) & mask
-    markers = ndi.label(seeds)[0]
+    """Distance-transform watershed seeded by h-maxima (h = d_min / 20, at least 0.5 px).
+
+    The h-maxima are computed per connected component on its bounding box, which is much faster
+    than on the whole image (grey-level reconstruction sorts every pixel it is given).
+    """
+    dist = ndi.gaussian_filter(ndi.distance_transform_edt(mask).astype(np.float32), 1.0)
+    components, _ = ndi.label(mask)
+    markers = np.zeros(mask.shape, dtype=np.int32)
+    h, n_seeds = max(d_min / 20.0, 0.5), 0
+    for k, sl in enumerate(ndi.find_objects(components), start=1):
+        if sl is None:
+            continue
+        own = components[sl] == k
+        seeds, n = ndi.label(morphology.h_maxima(np.where(own, dist[sl], 0.0), h) & own)
+        markers[sl][seeds > 0] = seeds[seeds > 0] + n_seeds
+        n_seeds += n
     return segmentation.watershed(-dist, markers, mask=mask).astype(np.int32)
 
 

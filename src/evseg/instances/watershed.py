@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
-from skimage.morphology import h_maxima
-from skimage.segmentation import watershed
+from skimage.morphology import reconstruction
+from skimage.segmentation import relabel_sequential, watershed
 
 from evseg._validate import check_labels
 from evseg.instances.components import label_components
@@ -31,7 +31,7 @@ def split_watershed(
     h_px : float
         Minimum dynamic (pixels) of a distance-transform maximum for it to seed an object: a centre
         is a seed only if the distance drops by at least ``h_px`` on every path to a higher centre
-        (``skimage.morphology.h_maxima``). Larger values split less. Two discs of radius ``r``
+        (the h-maxima transform). Larger values split less. Two discs of radius ``r``
         whose neck is ``2 a`` wide have dynamic ``r - a``.
     min_distance_px : int
         Seeds must also hold a local maximum that is the highest within this many pixels
@@ -40,8 +40,8 @@ def split_watershed(
     Returns
     -------
     ndarray of int32, same shape
-        Labels ``1..n``, numbered by input label then by seed. Objects without a seed (smaller than
-        about ``h_px``) stay whole.
+        Labels ``1..n``, numbered by input label then by seed. Objects with fewer than two seeds
+        stay whole.
 
     Raises
     ------
@@ -52,12 +52,15 @@ def split_watershed(
 
     Notes
     -----
-    The distance of every object pixel to the background, or to a pixel of another label, is
-    computed with ``scipy.ndimage.distance_transform_edt`` (isotropic pixels/voxels assumed). The
-    h-maxima of that map that also hold a ``peak_local_max`` peak are the seeds, and
-    ``skimage.segmentation.watershed`` floods ``-distance`` from them inside the foreground. Each
-    (input label, basin) pair is one output object. The h-maxima test is what keeps the classical
-    distance-transform watershed from over-splitting elongated and noisy objects.
+    Each object is processed alone in its padded bounding box (``scipy.ndimage.find_objects``):
+    the distance of its pixels to the background is computed with
+    ``scipy.ndimage.distance_transform_edt`` (isotropic pixels/voxels assumed); the seeds are the
+    h-domes of that map (connected regions where it exceeds its grey reconstruction from
+    ``distance - h_px``) that rise by at least ``h_px`` and hold a ``peak_local_max`` peak; then
+    ``skimage.segmentation.watershed`` floods ``-distance`` from the seeds inside the object.
+    Unlike ``skimage.morphology.h_maxima``, two equal maxima joined above ``max - h_px`` give one
+    seed. The h test is what keeps the classical distance-transform watershed from over-splitting
+    elongated and noisy objects.
 
     Examples
     --------
@@ -75,35 +78,58 @@ def split_watershed(
     if isinstance(min_distance_px, bool) or int(min_distance_px) != min_distance_px or min_distance_px < 0:
         raise ValueError(f"`min_distance_px` must be an int >= 0, got {min_distance_px!r}.")
     labels = labels.astype(np.int32, copy=False)
-    foreground = labels > 0
-    if not foreground.any():
-        return np.zeros(labels.shape, dtype=np.int32)
-
-    # distance to the background or to another object (pixels touching a different label are edges)
-    cross = ndi.generate_binary_structure(labels.ndim, 1)
-    big = np.iinfo(np.int32).max
-    lowest = ndi.grey_erosion(np.where(foreground, labels, big), footprint=cross, mode="nearest")
-    highest = ndi.grey_dilation(labels, footprint=cross, mode="nearest")
-    interior = foreground & (lowest == labels) & (highest == labels)
-    distance = ndi.distance_transform_edt(interior)
-
-    seeds = h_maxima(distance, h) > 0 if h > 0 else distance == ndi.maximum_filter(distance, 3)
-    seeds &= foreground
-    if min_distance_px > 0:
-        peaks = peak_local_max(
-            distance, min_distance=int(min_distance_px), labels=labels, exclude_border=False
-        )
-        seed_labels, _ = ndi.label(seeds, structure=np.ones((3,) * labels.ndim, dtype=bool))
-        kept = np.zeros(int(seed_labels.max()) + 1, dtype=bool)
-        kept[seed_labels[tuple(peaks.T)]] = True
-        kept[0] = False
-        seeds = kept[seed_labels]
-    markers, _ = ndi.label(seeds, structure=np.ones((3,) * labels.ndim, dtype=bool))
-    basins = watershed(-distance, markers, mask=foreground)
-
-    # one output object per (input label, basin) pair, so that no piece crosses two input labels
-    key = labels[foreground].astype(np.int64) * (int(basins.max()) + 1) + basins[foreground]
-    _, new = np.unique(key, return_inverse=True)
     out = np.zeros(labels.shape, dtype=np.int32)
-    out[foreground] = new.reshape(-1).astype(np.int32) + 1
+    n_out = 0
+    for k, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        box = tuple(
+            slice(max(b.start - 1, 0), min(b.stop + 1, n))
+            for b, n in zip(box, labels.shape, strict=True)
+        )
+        mask = labels[box] == k
+        pieces = _split_one(mask, h, int(min_distance_px))
+        region = out[box]  # a view: writes go to `out`
+        region[mask] = pieces[mask] + n_out
+        n_out += int(pieces.max())
     return out
+
+
+def _split_one(mask: np.ndarray, h: float, min_distance: int) -> np.ndarray:
+    """Watershed pieces ``1..m`` of one object (``mask``, padded crop); 0 outside."""
+    distance = ndi.distance_transform_edt(mask)
+    seeds = _h_domes(distance, mask, h)
+    full = np.ones((3,) * mask.ndim, dtype=bool)
+    markers, n = ndi.label(seeds, structure=full)
+    if n > 1 and min_distance > 0:
+        peaks = peak_local_max(
+            distance, min_distance=min_distance, labels=mask.astype(np.int32), exclude_border=False
+        )
+        kept = np.zeros(n + 1, dtype=bool)
+        kept[markers[tuple(peaks.T)]] = True
+        kept[0] = False
+        markers, n = ndi.label(kept[markers], structure=full)
+    if n < 2:
+        return mask.astype(np.int32)
+    pieces = watershed(-distance, markers, mask=mask)
+    if (pieces[mask] == 0).any():  # parts of a disconnected label that no seed reached
+        pieces[mask & (pieces == 0)] = n + 1
+    return relabel_sequential(pieces)[0].astype(np.int32, copy=False)
+
+
+def _h_domes(distance: np.ndarray, foreground: np.ndarray, h: float) -> np.ndarray:
+    """Boolean seeds: the h-domes of ``distance`` that rise by at least ``h`` (all maxima if 0)."""
+    if h == 0:
+        footprint = np.ones((3,) * distance.ndim, dtype=bool)
+        return foreground & (distance == ndi.maximum_filter(distance, footprint=footprint))
+    residue = distance - reconstruction(distance - h, distance, method="dilation")
+    tolerance = 1e-6 * max(h, 1.0)
+    domes, n = ndi.label(foreground & (residue > tolerance), structure=np.ones((3,) * distance.ndim))
+    if n == 0:
+        return np.zeros(distance.shape, dtype=bool)
+    inside = domes > 0
+    height = np.zeros(n + 1)
+    np.maximum.at(height, domes[inside], residue[inside])
+    tall = height >= h - tolerance
+    tall[0] = False
+    return tall[domes]

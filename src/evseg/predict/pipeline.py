@@ -121,6 +121,7 @@ def network_probability(
         predictor,
         tile_shape=tile,
         overlap=overlap,
+        halo=overlap // 2,
         blend="gaussian",
         batch_size=options.batch_size,
         progress=options.progress,

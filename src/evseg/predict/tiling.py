@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evseg._registry import look_up_option
+from evseg._validate import check_image
 
 if TYPE_CHECKING:
     from torch import nn
@@ -95,12 +96,14 @@ def _window(
     halo: tuple[int, ...],
     keep: tuple[tuple[bool, bool], ...],
 ) -> np.ndarray:
-    """N-D window: outer product of the 1-D windows, >= MIN_WEIGHT outside the dropped halos."""
-    w = np.ones((), dtype=np.float64)
+    """N-D float32 window: outer product of the 1-D windows, >= MIN_WEIGHT outside dropped halos."""
+    w = np.ones((), dtype=np.float32)
     for a in range(len(tile)):
-        w1 = _window_1d(blend, tile[a], overlap[a], halo[a], *keep[a])
+        w1 = _window_1d(blend, tile[a], overlap[a], halo[a], *keep[a]).astype(np.float32)
         w = np.multiply.outer(w, w1)
-    return np.where(w > 0, np.maximum(w, MIN_WEIGHT), 0.0)
+    if blend != "constant":
+        w[(w > 0) & (w < MIN_WEIGHT)] = MIN_WEIGHT
+    return w
 
 
 def tiled_predict(
@@ -162,8 +165,10 @@ def tiled_predict(
     Raises
     ------
     ValueError
-        For a bad ``image``, ``tile_shape``, ``overlap``, ``halo``, ``batch_size``, or a predictor
-        output of the wrong shape.
+        For a bad ``image`` (wrong dimensions, NaN/inf), ``tile_shape``, ``overlap``, ``halo``,
+        ``batch_size``, or a predictor output of the wrong shape.
+    TypeError
+        If ``image`` is not a real numeric array.
 
     Examples
     --------
@@ -178,11 +183,7 @@ def tiled_predict(
             f"`image` must be channel-first (C, Y, X) or (C, Z, Y, X), got shape {arr.shape}; "
             "add a channel axis with image[None] for a single-channel image."
         )
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr) or arr.dtype == bool:
-        raise TypeError(f"`image` must be a real numeric array, got dtype {arr.dtype}.")
-    if arr.size == 0:
-        raise ValueError(f"`image` is empty (shape {arr.shape}).")
-    arr = arr.astype(np.float32, copy=False)
+    arr = check_image(arr, name="image", ndim=(3, 4)).astype(np.float32, copy=False)
     nd = arr.ndim - 1
     blend = look_up_option(blend, BLEND_MODES, what="blend mode")
     req_tile = _per_axis(tile_shape, nd, "tile_shape")
@@ -245,7 +246,7 @@ def tiled_predict(
                 out = np.zeros((k, *size), dtype=np.float32)
             for p, y in zip(batch_pos, pred, strict=True):
                 reg = region(p)
-                w = _window(blend, tile, ov, halos, keep(p)).astype(np.float32)
+                w = _window(blend, tile, ov, halos, keep(p))
                 w *= inv_total[reg]
                 target = out[(slice(None), *reg)]
                 target += y * w
