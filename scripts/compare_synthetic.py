@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     real = np.asarray(Image.open(args.real), dtype=np.float32) / 255.0
-    real[2820:2920, 150:1050] = np.median(real)  # mask the burned-in scale bar
+    real[2720:2920, 150:1050] = np.median(real)  # mask the burned-in scale bar and its text
     real = rescale(real, REAL_PIXEL_NM / args.pixel_size_nm, anti_aliasing=True).astype(np.float32)
     n = args.size
     crops = [real[r : r + n, c : c + n] for r, c in REAL_CROPS]

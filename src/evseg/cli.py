@@ -75,10 +75,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     n_objects = sum(int(o.summary["count"]) for o in done)
     print(f"{len(done)} image(s) segmented, {n_objects} objects; results in {args.out}/ "
           f"(measurements.csv, summary.csv)")
-    for o in outcomes:
-        if o.error:
-            print(f"evseg: error: {o.error}", file=sys.stderr)
-    return 1 if len(done) < len(outcomes) else 0
+    if len(done) < len(outcomes):
+        print(f"evseg: error: {len(outcomes) - len(done)} image(s) failed (see the messages above)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

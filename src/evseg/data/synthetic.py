@@ -86,16 +86,31 @@ def synthetic_tem_image(
 ) -> SyntheticImage:
     """Draw a synthetic negative-stain TEM micrograph of small EVs with its instance labels.
 
-    The model follows real negative-stain micrographs of sEVs: an unevenly lit, grainy
-    background (stain texture with a ~1/f^2 power spectrum at 1.5–40 nm scales), round to
-    slightly elliptical vesicles with slightly wobbly outlines, a bright membrane rim a few nm
-    thick, a darker textured, "cup-shaped" interior (darker towards one side), and a dark stain
-    halo around each vesicle (a narrow deep part and a broad shallow part, stronger on one
-    side). Some vesicles come in clusters of 2–4 that touch or overlap; the overlap is split
-    between them along the curve where their normalised radii are equal (this curve passes
-    through the points where the outlines cross). Small bright and dark specks of stain debris
-    are added but not labelled. Finally the image is blurred by a point-spread function and
-    corrupted by Poisson (dose) and Gaussian (read) noise.
+    The look was matched by eye and by the background power spectrum to a real negative-stain
+    micrograph of sEVs (``tem_ev_sample``, rescaled to 1.56 nm/px; see
+    ``scripts/compare_synthetic.py``). Intensities are in units of the full range [0, 1]; each
+    vesicle draws its own look from the ranges below, so images and vesicles vary in contrast:
+
+    - background: level 0.45–0.65, stain texture with a 1/f^2 power spectrum between 2.5 and
+      100 nm (``texture_std``), uneven illumination (a linear ramp and a smooth field at
+      150–1500 nm scales, multiplicative, ``illumination_std``);
+    - vesicles: round to slightly elliptical (axis ratio 1–1.4) with slightly wobbly outlines
+      (harmonics 3–5), equivalent diameters from ``diameter_range_nm``; a bright membrane rim
+      (+0.08–0.2, 10–22 nm wide, thicker and brighter on one side); a darker, textured,
+      "cup-shaped" interior (−0.08–0.3, darker towards one side, with a darker fold);
+    - a dark stain halo around each vesicle, not labelled: a narrow deep part (−0.1–0.28,
+      decaying over 4–12 nm) and a wide shallow part (−0.05–0.16, over 25–90 nm), stronger on
+      one side;
+    - clusters of 2–4 vesicles that touch or overlap; each overlap pixel goes to the vesicle
+      in which its normalised radius (distance / outline radius in that direction) is smallest,
+      so the split passes through the points where the outlines cross, and each vesicle keeps a
+      rim along the contact line;
+    - stain debris, not labelled: small bright specks and fewer dark blobs;
+    - a point-spread function (Gaussian, sigma 1.2 nm), Poisson (dose) and Gaussian (read)
+      noise, a slight detector blur (sigma 0.75 px), clipping to [0, 1].
+
+    The default density (20 per µm^2) is about ten times that of the real sample, to give more
+    objects per training image.
 
     Parameters
     ----------
@@ -134,7 +149,9 @@ def synthetic_tem_image(
     texture_std : float
         Standard deviation of the stain texture (grain) of the background (>= 0).
     illumination_std : float
-        Standard deviation (relative) of the smooth, uneven illumination (>= 0).
+        Relative strength of the uneven illumination (>= 0): standard deviation of the end-to-end
+        change of the linear ramp and of the smooth field (the latter on an unbounded plane; a
+        512^2 image at 1.56 nm/px shows about a third of it).
     debris_per_um2 : float
         Density of stain specks per square micrometre (>= 0); about 80 % are small bright
         specks (4–10 nm across), 20 % darker blobs (4–12 nm across).
@@ -317,20 +334,16 @@ def _place_vesicles(
         wobble=gen.uniform(0, 1, (n_max, 3)) * np.array([0.06, 0.035, 0.02]),
         phase=gen.uniform(0, 2 * np.pi, (n_max, 3)),
     )
-    gap = 3.0  # px kept free between vesicles of different clusters
+    gap = 3.0  # px kept free between vesicles that do not belong to the same contact
+    bound = np.array([ves.bounding_radius(i) for i in range(n_max)])
     placed: list[int] = []
-    cluster_of: list[int] = []
     nxt = 0  # next unused parameter slot
 
     def fits(i: int, cy: float, cx: float, skip: int = -1) -> bool:
-        if not placed:
-            return True
+        """Whether vesicle ``i`` at (cy, cx) keeps clear of all placed ones except ``skip``."""
         idx = np.array([j for j in placed if j != skip], dtype=int)
-        if idx.size == 0:
-            return True
-        bound = np.array([ves.bounding_radius(j) for j in idx])
         dist = np.hypot(ves.cy[idx] - cy, ves.cx[idx] - cx)
-        return bool(np.all(dist >= bound + ves.bounding_radius(i) + gap))
+        return bool(np.all(dist >= bound[idx] + bound[i] + gap))
 
     tries = 0
     while len(placed) < n_target and nxt < n_max and tries < 60 * max(n_target, 1):
@@ -341,7 +354,6 @@ def _place_vesicles(
             continue
         ves.cy[i], ves.cx[i] = cy, cx
         placed.append(i)
-        cluster_of.append(i)
         nxt += 1
         if gen.random() >= cluster_probability:
             continue
@@ -363,7 +375,6 @@ def _place_vesicles(
                 continue
             ves.cy[j], ves.cx[j] = cy, cx
             placed.append(j)
-            cluster_of.append(i)
             members.append(j)
             nxt += 1
     keep = np.array(placed, dtype=int)

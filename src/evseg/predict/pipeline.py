@@ -163,7 +163,12 @@ def probability_to_instances(
     -------
     ndarray of int32, shape (Y, X)
     """
-    from evseg.instances import probability_to_labels, remove_small_objects_by_diameter
+    from evseg.instances import (
+        probability_to_labels,
+        relabel_sequential,
+        remove_small_objects_by_diameter,
+        split_instances,
+    )
     from evseg.instances.boundary import boundary_seeded_watershed
 
     if pixel_size_nm is None:
@@ -176,7 +181,9 @@ def probability_to_instances(
         labels = boundary_seeded_watershed(
             probability[0], probability[1], threshold=float(params["threshold"])
         )
-        return remove_small_objects_by_diameter(labels, min_diameter_px=min_diameter_px)
+        if params["split_method"] != "none":
+            labels = split_instances(labels, method=str(params["split_method"]))
+        return relabel_sequential(remove_small_objects_by_diameter(labels, min_diameter_px=min_diameter_px))
     return probability_to_labels(
         probability[0],
         threshold=float(params["threshold"]),
