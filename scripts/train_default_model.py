@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--emps", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/emps")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     parser.add_argument("--n-synthetic", type=int, default=240)
+    parser.add_argument("--n-val-synthetic", type=int, default=12, help="synthetic validation images")
+    parser.add_argument("--n-val-emps", type=int, default=24, help="EMPS validation images (validation costs time)")
     parser.add_argument("--base-filters", type=int, default=16)
     parser.add_argument("--outputs", default="foreground+boundary", choices=("foreground", "foreground+boundary"))
     parser.add_argument("--seed", type=int, default=0)
@@ -52,20 +54,20 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     train = synthetic_set(args.n_synthetic, args.seed + 1, "synthetic_train_")
-    val = synthetic_set(max(8, args.n_synthetic // 12), args.seed + 2, "synthetic_val_")
+    val = synthetic_set(args.n_val_synthetic, args.seed + 2, "synthetic_val_")
     if args.emps.is_dir():
         pairs = pair_by_stem(args.emps / "images", args.emps / "labels")
         tr, va, _ = split_indices(len(pairs), val_fraction=0.15, rng=args.seed)
         load = {"model_pixel_size_nm": None, "normalization": NORMALIZATION}
         train += load_training_images([pairs[i] for i in tr], **load)
-        val += load_training_images([pairs[i] for i in va], **load)
+        val += load_training_images([pairs[i] for i in va[: args.n_val_emps]], **load)
     else:
         logging.warning("EMPS not found at %s: training on synthetic images only", args.emps)
 
     config = TrainConfig(
         arch="frunet", arch_kwargs={"base_filters": args.base_filters, "max_filters": 256, "depth": 4, "dropout": 0.1,
                                      "upsample": "transpose"},
-        outputs=args.outputs, epochs=1000, steps_per_epoch=60, patch_size=256, batch_size=8, learning_rate=2e-3,
+        outputs=args.outputs, epochs=1000, steps_per_epoch=100, patch_size=256, batch_size=8, learning_rate=2e-3,
         lr_schedule="plateau", loss="bce_dice", augment="full", pixel_size_nm=1.56, seed=args.seed,
         time_limit_min=args.minutes, early_stopping_patience=None, select_metric="f1", split_method="radon",
     )

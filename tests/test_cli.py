@@ -204,3 +204,18 @@ def test_evaluate_command(tmp_path, capsys):
     columns, rows = _read_csv(tmp_path / "pred" / "evaluation.csv")
     assert columns[:4] == ["image", "n_gt", "n_pred", "jaccard"]
     assert rows[-1]["image"] == "ALL" and float(rows[-1]["f1_0.5"]) == 1.0
+
+
+def test_augment_preview_command(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for i in range(2):
+        image, labels = _disc_image(shape=(64, 80), radius_px=10, centres=((30, 30), (32, 56)))
+        tifffile.imwrite(tmp_path / "img" / f"p{i}.tif", image)
+        tifffile.imwrite(tmp_path / "lab" / f"p{i}.tif", labels.astype(np.uint16))
+    assert main(["augment-preview", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"),
+                 "--out", str(tmp_path / "o"), "--n-per-image", "3", "-q"]) == 0
+    grid = np.asarray(Image.open(tmp_path / "o" / "augment_preview.png"))
+    assert grid.ndim == 3 and grid.shape[0] > 2 * 64 and grid.shape[1] > 4 * 80

@@ -29,3 +29,11 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
 def test_invalid_values(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_augment_options_override_the_preset():
+    config = TrainConfig(augment="full", augment_options={"elastic_prob": 0.0})
+    assert config.augment_config().elastic_prob == 0.0
+    assert config.augment_config().flip_prob == TrainConfig(augment="full").augment_config().flip_prob
+    with pytest.raises(ValueError, match="elastic_prb"):
+        TrainConfig(augment_options={"elastic_prb": 0.0})

@@ -213,6 +213,71 @@ def _run_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_augment_preview(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("augment-preview", parents=[common], help="show what training augmentation does",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Write augment_preview.png: a grid of augmented image/label pairs with the label "
+                       "outlines drawn over the images, so you can see what training sees.")
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--labels", required=True, type=Path, help="folder of labels (same stems)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--augment", default="full", choices=("none", "flips", "full"), help="augmentation preset")
+    p.add_argument("--n-images", type=_positive_int, default=4, help="pairs shown")
+    p.add_argument("--n-per-image", type=_positive_int, default=4, help="augmented versions per pair")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.set_defaults(run=_run_augment_preview)
+
+
+def _run_augment_preview(args: argparse.Namespace) -> int:
+    from evseg.augment import AugmentConfig
+    from evseg.augment.preview import write_augment_preview
+
+    path = write_augment_preview(args.images, args.labels, args.out, config=AugmentConfig.preset(args.augment),
+                                 n_images=args.n_images, n_per_image=args.n_per_image, seed=args.seed)
+    print(f"written: {path}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("compare", parents=[common], help="compare methods side by side on one train/val/test split",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Split the pairs by image; train each learned method (frunet, unet) alike on "
+                       "the train set; run every method on the test images; write comparison.md/.html/.csv, "
+                       "per_image.csv, size_histograms.png, examples/ and models/ into --out.")
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--labels", required=True, type=Path, help="folder of masks or instance labels (same stems)")
+    p.add_argument("--models", required=True, nargs="+", metavar="METHOD",
+                   help="frunet, unet (trained here), classical, a bundled model name (sev) or a model folder")
+    p.add_argument("--out", type=Path, default=Path("compare_report"), help="report folder")
+    p.add_argument("--train-fraction", type=float, default=0.6, help="fraction of images for training")
+    p.add_argument("--val-fraction", type=float, default=None, help="fraction of images for validation [0.2]")
+    p.add_argument("--config", type=Path, default=None, help="TOML file of training settings (as evseg train)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="maximum epochs per learned method [50]")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                   help="training time limit per learned method")
+    p.add_argument("--seed", type=int, default=None, help="seed of the split and the training [0]")
+    p.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="NM",
+                   help="pixel size of all images (overrides their metadata)")
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from evseg.evaluate.compare import compare_methods
+    from evseg.evaluate.report import comparison_table_markdown
+    from evseg.train.config import TrainConfig, read_config_toml
+
+    config = read_config_toml(args.config) if args.config else TrainConfig()
+    flags = {"epochs": args.epochs, "time_limit_min": args.time_limit, "seed": args.seed,
+             "val_fraction": args.val_fraction}
+    config = config.replace(**{k: v for k, v in flags.items() if v is not None})
+    result = compare_methods(args.images, args.labels, args.models, out_dir=args.out, config=config,
+                             train_fraction=args.train_fraction, pixel_size_nm=args.pixel_size,
+                             progress=not args.quiet)
+    print(comparison_table_markdown(result.table()))
+    print(f"report: {args.out / 'comparison.md'} (also .html, .csv, per_image.csv, size_histograms.png)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``evseg`` command (all subcommands)."""
     from evseg import __version__
@@ -226,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     common.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_predict, _add_train, _add_evaluate, _add_split, _add_demo):
+    for add in (_add_predict, _add_train, _add_evaluate, _add_split, _add_demo, _add_augment_preview, _add_compare):
         add(sub, common)
     return parser
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from evseg._validate import check_image, check_labels, check_same_shape
@@ -99,3 +101,57 @@ def _render(image: np.ndarray, label: np.ndarray) -> np.ndarray:
     rgb = np.repeat((scaled * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
     rgb[find_boundaries(label, mode="inner")] = OUTLINE_RGB
     return rgb
+
+
+def write_augment_preview(
+    images_dir: str | Path,
+    labels_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    config: AugmentConfig,
+    n_images: int = 4,
+    n_per_image: int = 4,
+    max_size_px: int = 384,
+    seed: int = 0,
+) -> Path:
+    """Write ``augment_preview.png``: a few training pairs from two folders, each augmented several times.
+
+    Parameters
+    ----------
+    images_dir, labels_dir : path-like
+        Folders of images and labels paired by stem (see :func:`evseg.data.pairs.pair_by_stem`).
+    out_dir : path-like
+        Output folder (created).
+    config : AugmentConfig
+        The augmentation to show.
+    n_images : int
+        Number of pairs shown (the first ones by name).
+    n_per_image : int
+        Augmented versions per pair.
+    max_size_px : int
+        Larger images are centre-cropped to this size so the grid stays readable.
+    seed : int
+        Seed of the augmentation.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    from evseg.data.pairs import pair_by_stem
+    from evseg.io import read_image, read_labels, write_png
+    from evseg.train.data import labels_to_instances
+
+    images, labels = [], []
+    for pair in pair_by_stem(images_dir, labels_dir)[:n_images]:
+        image = read_image(pair.image_path).data.astype(np.float32)
+        label = labels_to_instances(read_labels(pair.label_path), source=str(pair.label_path))
+        check_same_shape(image, label, names=(str(pair.image_path), str(pair.label_path)))
+        window = tuple(slice(max(0, (s - max_size_px) // 2), max(0, (s - max_size_px) // 2) + max_size_px)
+                       for s in image.shape)
+        images.append(image[window])
+        labels.append(label[window])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    grid = augment_preview(images, labels, config=config, n_per_image=n_per_image, seed=seed)
+    return write_png(out / "augment_preview.png", grid)

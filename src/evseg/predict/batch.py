@@ -1,12 +1,26 @@
-"""Segment many image files and write per-image maps, overlays, and one measurement table for all."""
+"""Segment many image files (in this process or a local process pool); write per-image files, tables, a report.
+
+Workers are started with the ``spawn`` method: a script that calls :func:`predict_files` with more
+than one worker must guard its entry point with ``if __name__ == "__main__":``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import io
 import logging
+import multiprocessing
+import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 MEASUREMENTS_NAME = "measurements.csv"
 SUMMARY_NAME = "summary.csv"
+
+#: Errors that fail one image (reported in its outcome) without stopping the run.
+IMAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, TypeError, RuntimeError, MemoryError)
 
 
 @dataclass(frozen=True)
@@ -41,13 +58,36 @@ class OutputOptions:
 
 @dataclass(frozen=True)
 class ImageOutcome:
-    """What happened to one input file: its summary row and measurement table, or its error."""
+    """What happened to one input file: its summary row and measurement table, or its error.
+
+    Attributes
+    ----------
+    path : Path
+        The input file.
+    summary : dict or None
+        Its row of ``summary.csv`` (keys ``evseg.measure.SUMMARY_COLUMNS``); ``None`` if it failed.
+    table : dict or None
+        Its measurement table (an ``image`` column, then ``evseg.measure.MEASUREMENT_COLUMNS``).
+    error : str or None
+        Why it failed (the message names the file); ``None`` on success.
+    seconds : float
+        Wall time spent on it, reading and writing included.
+    warnings : tuple of str
+        Warnings raised or logged while it was processed (e.g. an unknown pixel size).
+    thumbnail : bytes or None
+        Small JPEG of the overlay for the report (see ``evseg.report.make_thumbnail``).
+    pixel_size_nm : float or None
+        Pixel size the image was measured with (``None``: unknown, measurements in pixels).
+    """
 
     path: Path
     summary: dict | None
     table: dict | None
     error: str | None
     seconds: float
+    warnings: tuple[str, ...] = ()
+    thumbnail: bytes | None = field(default=None, repr=False)
+    pixel_size_nm: float | None = None
 
 
 def load_segmenter(name_or_folder: str | Path) -> SegmentationModel | str:
@@ -87,6 +127,28 @@ def predict_file(
     (summary, table)
         The image's summary row and its measurement table (dict of columns, with an ``image`` column).
     """
+    summary, table, _, _ = segment_file(model, Path(path), Path(out_dir), pixel_size_nm=pixel_size_nm,
+                                        options=options, outputs=outputs, thumbnail_width=None)
+    return summary, table
+
+
+def segment_file(
+    model: SegmentationModel | str,
+    path: Path,
+    out_dir: Path,
+    *,
+    pixel_size_nm: float | None,
+    options: PredictOptions,
+    outputs: OutputOptions,
+    thumbnail_width: int | None,
+) -> tuple[dict, dict, bytes | None, float | None]:
+    """:func:`predict_file`, also returning a report thumbnail and the pixel size used.
+
+    Returns
+    -------
+    (summary, table, thumbnail, pixel_size_nm)
+        ``thumbnail`` is a JPEG ``thumbnail_width`` pixels wide, or ``None`` when that is ``None``.
+    """
     from evseg.io import read_image, render_overlay, write_imagej_rois, write_labels, write_png, write_probability
     from evseg.measure import measure_instances, summarize_measurements
 
@@ -105,23 +167,33 @@ def predict_file(
     table = measure_instances(result.labels, image.data, pixel_size_nm=result.pixel_size_nm)
     table = {"image": np.full(len(table["label"]), path.name, dtype=object), **table}
     summary = summarize_measurements(table, image_name=path.name)
-    return summary, table
+    thumbnail = None
+    if thumbnail_width is not None:
+        from evseg.report import make_thumbnail
+
+        thumbnail = make_thumbnail(image.data, result.labels, width=thumbnail_width)
+    return summary, table, thumbnail, result.pixel_size_nm
 
 
 def predict_files(
     paths: Sequence[str | Path],
     out_dir: str | Path,
-    model: SegmentationModel | str,
+    model: SegmentationModel | str | Path,
     *,
     pixel_size_nm: float | None = None,
     options: PredictOptions = PredictOptions(),
     outputs: OutputOptions = OutputOptions(),
     progress: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    report: bool = True,
+    run_info: Mapping[str, Any] | None = None,
 ) -> list[ImageOutcome]:
-    """Segment image files and folders; write per-image files, ``measurements.csv`` and ``summary.csv``.
+    """Segment image files and folders; write per-image files, the two tables and ``report.html``.
 
-    An image that fails (unreadable, wrong dimensions...) is reported in its outcome and skipped;
-    the others are still processed. The two tables hold the images that succeeded.
+    An image that fails (unreadable, wrong dimensions, out of memory...) is reported in its outcome,
+    logged, and listed in the report; the others are still processed. ``measurements.csv`` and
+    ``summary.csv`` hold the images that succeeded, in input order whatever the order they finished in.
 
     Parameters
     ----------
@@ -129,38 +201,336 @@ def predict_files(
         Image files and folders of images.
     out_dir : path-like
         Output folder (created).
-    model : SegmentationModel or "classical"
+    model : SegmentationModel, "classical", bundled model name or model folder
     pixel_size_nm : float, optional
         Pixel size for every image, overriding the files' calibration.
     options, outputs
         How to segment, and which files to write.
     progress : bool
         Show a progress bar over images.
+    workers : int, optional
+        Local worker processes. ``None``: one per image up to the number of usable cores (1 on a
+        single-core machine); 1 runs in this process. Each worker loads the model once and uses
+        ``cores // workers`` torch threads. Results are identical to a single-process run.
+    scheduler : str, optional
+        Address of a running dask.distributed scheduler (``tcp://host:8786``): run the images on
+        that cluster instead (see :mod:`evseg.predict.distributed`; needs ``pip install "evseg[dask]"``
+        and a folder ``out_dir`` that the workers can write to). Nothing is written if the scheduler
+        cannot be reached.
+    report : bool
+        Write ``report.html`` (plots need matplotlib, ``pip install "evseg[plot]"``).
+    run_info : mapping, optional
+        Extra rows for the report's parameter table (the command line passes its own).
 
     Returns
     -------
     list of ImageOutcome
-        One per input image, in order.
+        One per input image, in input order.
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` is not a positive integer or both ``workers`` and ``scheduler`` are given.
+    ConnectionError
+        If ``scheduler`` cannot be reached (nothing is written).
+    ImportError
+        If ``scheduler`` is given and dask.distributed is not installed.
     """
-    from evseg.io import list_images, write_csv
+    from evseg.io import list_images
+
+    if scheduler is not None and workers is not None:
+        raise ValueError("Give either `workers` (local processes) or `scheduler` (a dask cluster), not both.")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        raise ValueError(f"`workers` must be a positive integer or None (automatic), got {workers!r}.")
+    files = list_images(paths)
+    if isinstance(model, (str, Path)):
+        model = load_segmenter(model)
+    out = Path(out_dir)
+    thumbnail_width = _thumbnail_width() if report else None
+    if scheduler is not None:
+        from evseg.predict.distributed import run_on_dask
+
+        outcomes = run_on_dask(files, out, model, scheduler=scheduler, pixel_size_nm=pixel_size_nm, options=options,
+                               outputs=outputs, progress=progress, thumbnail_width=thumbnail_width)
+        n_workers: int | str = f"dask cluster at {scheduler}"
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        n_workers = resolve_workers(workers, len(files))
+        task = {"out_dir": out, "pixel_size_nm": pixel_size_nm, "options": options, "outputs": outputs,
+                "thumbnail_width": thumbnail_width}
+        if n_workers == 1:
+            outcomes = _run_serial(files, model, task, progress=progress)
+        else:
+            outcomes = _run_pool(files, model, task, workers=n_workers, progress=progress)
+    write_tables(out, outcomes)
+    if report:
+        from evseg.report import write_report
+
+        parameters = run_parameters(model, options=options, pixel_size_nm=pixel_size_nm, workers=n_workers)
+        write_report(out, outcomes, model_description=describe_model(model),
+                     parameters={**parameters, **dict(run_info or {})})
+    return outcomes
+
+
+def write_tables(out_dir: Path, outcomes: Sequence[ImageOutcome]) -> tuple[Path, Path]:
+    """Write ``measurements.csv`` and ``summary.csv`` for the outcomes that succeeded, in their order."""
+    from evseg.io import write_csv
     from evseg.measure import MEASUREMENT_COLUMNS, SUMMARY_COLUMNS
 
-    files = list_images(paths)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    outcomes: list[ImageOutcome] = []
-    for path in tqdm(files, desc="images", unit="image", disable=not progress):
-        start = time.perf_counter()
-        try:
-            summary, table = predict_file(model, path, out, pixel_size_nm=pixel_size_nm, options=options,
-                                          outputs=outputs)
-            outcomes.append(ImageOutcome(path, summary, table, None, time.perf_counter() - start))
-        except (OSError, ValueError, TypeError) as exc:
-            logger.error("%s", exc if str(path) in str(exc) else f"{path}: {exc}")
-            outcomes.append(ImageOutcome(path, None, None, str(exc), time.perf_counter() - start))
     done = [o for o in outcomes if o.error is None]
     columns = ("image", *MEASUREMENT_COLUMNS)
     merged = {c: np.concatenate([np.asarray(o.table[c]) for o in done]) if done else np.zeros(0) for c in columns}
-    write_csv(out / MEASUREMENTS_NAME, merged, columns=columns)
-    write_csv(out / SUMMARY_NAME, [o.summary for o in done], columns=SUMMARY_COLUMNS)
-    return outcomes
+    return (write_csv(out_dir / MEASUREMENTS_NAME, merged, columns=columns),
+            write_csv(out_dir / SUMMARY_NAME, [o.summary for o in done], columns=SUMMARY_COLUMNS))
+
+
+def resolve_workers(workers: int | None, n_images: int) -> int:
+    """Number of local processes: ``workers`` capped at ``n_images``, or min(images, usable cores)."""
+    cores = available_cores()
+    wanted = (cores if cores > 1 else 1) if workers is None else int(workers)
+    return max(1, min(wanted, n_images))
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    if hasattr(os, "process_cpu_count"):  # Python >= 3.13
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def describe_model(model: SegmentationModel | str) -> dict[str, Any]:
+    """Rows of the report's "Model" table."""
+    if not isinstance(model, SegmentationModel):
+        return {"name": f"{model} (no learning)", "method": "threshold + distance-transform watershed"}
+    config = model.config
+    return {
+        "name": model.name,
+        "folder": str(model.path) if model.path is not None else "(in memory, not saved)",
+        "architecture": config.get("arch"),
+        "architecture settings": dict(config.get("arch_kwargs", {})),
+        "model pixel size (nm)": model.pixel_size_nm if model.pixel_size_nm is not None else "none (pixels)",
+        "output channels": ", ".join(model.outputs),
+        "normalisation": dict(model.normalization),
+        "written by evseg": config.get("evseg_version"),
+        "validation scores": dict(config.get("validation") or {}) or None,
+    }
+
+
+def run_parameters(
+    model: SegmentationModel | str, *, options: PredictOptions, pixel_size_nm: float | None, workers: int | str
+) -> dict[str, Any]:
+    """Rows of the report's "Parameters" table: post-processing in force, pixel size, tiling, workers."""
+    from evseg.predict.pipeline import postprocessing_parameters
+
+    params = postprocessing_parameters(model, options)
+    in_pixels = isinstance(model, SegmentationModel) and model.pixel_size_nm is None
+    rows: dict[str, Any] = {
+        "pixel size (nm)": pixel_size_nm if pixel_size_nm is not None else "from each file",
+        "threshold": params["threshold"],
+        "split method": params["split_method"],
+    }
+    if in_pixels:
+        rows["min diameter (px)"] = params["min_diameter_px"]
+        rows["max hole area (px)"] = params["max_hole_area_px"]
+    else:
+        rows["min diameter (nm)"] = params["min_diameter_nm"]
+        rows["max hole area (nm\u00b2)"] = params["max_hole_area_nm2"]
+    if isinstance(model, SegmentationModel):
+        rows.update({"tile size (px)": options.tile_size, "tile overlap (px)": options.overlap,
+                     "precision": options.precision})
+    rows["workers"] = workers
+    return rows
+
+
+def _thumbnail_width() -> int:
+    from evseg.report import THUMBNAIL_WIDTH
+
+    return THUMBNAIL_WIDTH
+
+
+# --- running one image and collecting what it reported ---------------------------------------------------------
+
+
+@dataclass
+class ImageResult:
+    """An outcome plus the warnings and log records raised while computing it (to replay elsewhere)."""
+
+    outcome: ImageOutcome
+    warnings: list[tuple[type[Warning], str]] = field(default_factory=list)
+    records: list[logging.LogRecord] = field(default_factory=list)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def capture_messages() -> Iterator[ImageResult]:
+    """Record warnings and evseg log records (WARNING and above) raised inside the block.
+
+    Yields an :class:`ImageResult` whose ``warnings`` and ``records`` are filled when the block ends
+    (its ``outcome`` is for the caller to set). Log records still reach the usual handlers.
+    """
+    holder = ImageResult(outcome=None)  # type: ignore[arg-type]
+    handler = _ListHandler()
+    evseg_logger = logging.getLogger("evseg")
+    evseg_logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield holder
+    finally:
+        evseg_logger.removeHandler(handler)
+    holder.warnings = [(w.category, str(w.message)) for w in caught]
+    for record in handler.records:  # make them picklable: format now, drop arguments and tracebacks
+        record.msg, record.args, record.exc_info, record.exc_text = record.getMessage(), None, None, None
+    holder.records = handler.records
+
+
+def error_text(path: Path, exc: BaseException) -> str:
+    """An error message that names the file."""
+    message = str(exc) or type(exc).__name__
+    return message if str(path) in message or path.name in message else f"{path}: {message}"
+
+
+def run_one(model: SegmentationModel | str, path: Path, *, catch: bool = True, **task: Any) -> ImageResult:
+    """Segment one file (:func:`segment_file`), timing it and recording its warnings.
+
+    With ``catch`` an error of :data:`IMAGE_ERRORS` becomes the outcome's ``error``; otherwise it
+    is raised (so that a dask task can be retried).
+    """
+    start = time.perf_counter()
+    outcome = None
+    with capture_messages() as result:
+        try:
+            summary, table, thumb, px = segment_file(model, path, **task)
+            outcome = ImageOutcome(path, summary, table, None, 0.0, thumbnail=thumb, pixel_size_nm=px)
+        except IMAGE_ERRORS as exc:
+            if not catch:
+                raise
+            outcome = ImageOutcome(path, None, None, error_text(path, exc), 0.0)
+    notes = tuple(message for _, message in result.warnings) + tuple(r.getMessage() for r in result.records)
+    result.outcome = dataclasses.replace(outcome, seconds=time.perf_counter() - start, warnings=notes)
+    return result
+
+
+def replay(result: ImageResult, *, logs: bool) -> ImageOutcome:
+    """Re-issue an image's warnings (and, from another process, its log records) here; log its error."""
+    for category, message in result.warnings:
+        warnings.warn(message, category, stacklevel=2)
+    if logs:
+        for record in result.records:
+            target = logging.getLogger(record.name)
+            if target.isEnabledFor(record.levelno):
+                target.handle(record)
+    if result.outcome.error is not None:
+        logger.error("%s", result.outcome.error)
+    return result.outcome
+
+
+def _run_serial(files: Sequence[Path], model: SegmentationModel | str, task: dict[str, Any], *,
+                progress: bool) -> list[ImageOutcome]:
+    return [replay(run_one(model, path, **task), logs=False)
+            for path in tqdm(files, desc="images", unit="image", disable=not progress)]
+
+
+# --- local process pool ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackedModel:
+    """A model as bytes, to ship to worker processes once (``blob`` is ``None`` for "classical")."""
+
+    key: str
+    blob: bytes | None
+    path: str | None
+
+
+def pack_model(model: SegmentationModel | str) -> PackedModel:
+    """Serialise a model (config + weights) for :func:`worker_model` in another process."""
+    import torch
+
+    if not isinstance(model, SegmentationModel):
+        return PackedModel(str(model), None, None)
+    buffer = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
+    torch.save({"config": model.config, "state": state}, buffer)
+    blob = buffer.getvalue()
+    path = str(model.path) if model.path is not None else None
+    return PackedModel(hashlib.sha256(blob).hexdigest(), blob, path)
+
+
+# Per-process model cache of pool and dask workers (filled in the worker processes only).
+_WORKER_MODELS: dict[str, SegmentationModel | str] = {}
+
+
+def worker_model(packed: PackedModel) -> SegmentationModel | str:
+    """The unpacked model, built once per process and kept (the last one only)."""
+    import torch
+
+    cached = _WORKER_MODELS.get(packed.key)
+    if cached is not None:
+        return cached
+    if packed.blob is None:
+        model: SegmentationModel | str = packed.key
+    else:
+        from evseg.models.registry import build_model
+
+        content = torch.load(io.BytesIO(packed.blob), map_location="cpu", weights_only=True)
+        config = content["config"]
+        network = build_model(config["arch"], **config["arch_kwargs"])
+        network.load_state_dict(content["state"])
+        network.eval()
+        model = SegmentationModel(network=network, config=config,
+                                  path=Path(packed.path) if packed.path is not None else None)
+    _WORKER_MODELS.clear()
+    _WORKER_MODELS[packed.key] = model
+    return model
+
+
+def _init_pool_worker(packed: PackedModel, torch_threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    logging.getLogger("evseg").propagate = False  # records go back to the parent, which logs them
+    worker_model(packed)
+
+
+def _pool_task(key: str, path: Path, task: dict[str, Any]) -> ImageResult:
+    return run_one(_WORKER_MODELS[key], path, **task)
+
+
+def _run_pool(files: Sequence[Path], model: SegmentationModel | str, task: dict[str, Any], *, workers: int,
+              progress: bool) -> list[ImageOutcome]:
+    packed = pack_model(model)
+    threads = max(1, available_cores() // workers)
+    task = {**task, "options": dataclasses.replace(task["options"], progress=False)}
+    logger.info("%d images on %d worker processes (%d torch thread(s) each)", len(files), workers, threads)
+    outcomes: list[ImageOutcome | None] = [None] * len(files)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_pool_worker, initargs=(packed, threads))
+    try:
+        futures = {pool.submit(_pool_task, packed.key, path, task): i for i, path in enumerate(files)}
+        for future in tqdm(as_completed(futures), total=len(files), desc="images", unit="image",
+                           disable=not progress):
+            i = futures[future]
+            try:
+                outcomes[i] = replay(future.result(), logs=True)
+            except BrokenProcessPool as exc:
+                error = (f"{files[i]}: a worker process died before finishing this image (out of memory? try "
+                         f"fewer --workers) [{exc}]")
+                logger.error("%s", error)
+                outcomes[i] = ImageOutcome(files[i], None, None, error, 0.0)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return [o for o in outcomes if o is not None]

@@ -67,21 +67,24 @@ class PredictOptions:
 
 @dataclass(frozen=True)
 class Segmentation:
-    """The result of segmenting one image, on the input image's grid.
+    """The result of segmenting one image (or volume), on the input's grid.
 
     Attributes
     ----------
-    probability : ndarray of float32, shape (Y, X)
+    probability : ndarray of float32, shape (Y, X) or (Z, Y, X)
         Foreground probability.
-    labels : ndarray of int32, shape (Y, X)
+    labels : ndarray of int32, same shape
         Instance labels, 0 = background.
     pixel_size_nm : float or None
-        Pixel size of the input image (``None``: unknown, results are in pixels).
+        (In-plane) pixel size of the input (``None``: unknown, results are in pixels).
+    voxel_size_nm : tuple of float or None
+        ``(z, y, x)`` voxel size of a volume (``None`` for 2D images and where Z is unknown).
     """
 
     probability: np.ndarray
     labels: np.ndarray
     pixel_size_nm: float | None
+    voxel_size_nm: tuple[float, ...] | None = None
 
 
 def resolve_precision(precision: str) -> str:
@@ -144,24 +147,47 @@ def postprocessing_parameters(
     return params
 
 
+def _hole_volume(area: float) -> float:
+    """Volume of the ball whose diameter is that of the disc of ``area`` (same units, cubed)."""
+    diameter = np.sqrt(4.0 * area / np.pi)
+    return float(np.pi * diameter**3 / 6.0)
+
+
 def probability_to_instances(
-    probability: np.ndarray, *, params: dict[str, Any], pixel_size_nm: float | None
+    probability: np.ndarray,
+    *,
+    params: dict[str, Any],
+    pixel_size_nm: float | tuple[float, ...] | None,
 ) -> np.ndarray:
-    """Turn network probabilities into instance labels.
+    """Turn network probabilities into instance labels (2D or 3D).
 
     Parameters
     ----------
-    probability : ndarray of float32, shape (K, Y, X)
+    probability : ndarray of float32, shape (K, Y, X) or (K, Z, Y, X)
         Channel 0 = foreground; an optional channel 1 = object boundary.
     params : dict
-        ``threshold``, ``min_diameter_nm``, ``max_hole_area_nm2``, ``split_method``.
-    pixel_size_nm : float or None
-        Pixel size of the grid of ``probability``, used to turn the nm sizes into pixels; ``None``
-        (a model that works in pixels) uses ``min_diameter_px`` and ``max_hole_area_px`` instead.
+        ``threshold``, ``min_diameter_nm``, ``max_hole_area_nm2``, ``split_method`` (and the
+        ``*_px`` sizes, see below).
+    pixel_size_nm : float, (float, float, float) or None
+        Pixel size of the grid of ``probability``, used to turn the nm sizes into pixels; in 3D a
+        ``(z, y, x)`` voxel size or one number for cubic voxels. ``None`` (a model that works in
+        pixels) uses ``min_diameter_px`` and ``max_hole_area_px`` instead.
 
     Returns
     -------
-    ndarray of int32, shape (Y, X)
+    ndarray of int32, shape (Y, X) or (Z, Y, X)
+
+    Raises
+    ------
+    ValueError
+        If ``split_method`` is ``"radon"`` for a 3D probability (Radon splitting is 2D only).
+
+    Notes
+    -----
+    In 3D, objects whose equivalent sphere diameter ``cbrt(6 V / pi)`` (``V`` in nm³ from the voxel
+    size) is below ``min_diameter_nm`` are removed, and enclosed holes are filled up to the
+    volume of the ball as wide as the disc of ``max_hole_area_nm2`` (likewise in voxels for
+    ``max_hole_area_px``).
     """
     from evseg.instances import (
         probability_to_labels,
@@ -171,25 +197,38 @@ def probability_to_instances(
     )
     from evseg.instances.boundary import boundary_seeded_watershed
 
+    ndim = probability.ndim - 1
+    split_method = str(params["split_method"])
+    if ndim == 3 and split_method == "radon":
+        raise ValueError(
+            "split_method 'radon' works on 2D images only; for a 3D volume use 'watershed' or "
+            "'none' (--split watershed)."
+        )
     if pixel_size_nm is None:
         min_diameter_px = float(params["min_diameter_px"])
         max_hole_px = float(params["max_hole_area_px"])
+        if ndim == 3:
+            max_hole_px = _hole_volume(max_hole_px)
     else:
-        min_diameter_px = float(params["min_diameter_nm"]) / pixel_size_nm
-        max_hole_px = float(params["max_hole_area_nm2"]) / pixel_size_nm**2
+        spacing = np.broadcast_to(np.asarray(pixel_size_nm, dtype=np.float64), (ndim,))
+        step = float(np.prod(spacing) ** (1.0 / ndim))  # edge of the cube (square) of one voxel's size
+        min_diameter_px = float(params["min_diameter_nm"]) / step
+        max_hole_px = float(params["max_hole_area_nm2"]) / step**2
+        if ndim == 3:
+            max_hole_px = _hole_volume(float(params["max_hole_area_nm2"])) / step**3
     if probability.shape[0] > 1:
         labels = boundary_seeded_watershed(
             probability[0], probability[1], threshold=float(params["threshold"])
         )
-        if params["split_method"] != "none":
-            labels = split_instances(labels, method=str(params["split_method"]))
+        if split_method != "none":
+            labels = split_instances(labels, method=split_method)
         return relabel_sequential(remove_small_objects_by_diameter(labels, min_diameter_px=min_diameter_px))
     return probability_to_labels(
         probability[0],
         threshold=float(params["threshold"]),
         min_diameter_px=min_diameter_px,
         max_hole_area_px=max_hole_px,
-        split_method=str(params["split_method"]),
+        split_method=split_method,
     )
 
 

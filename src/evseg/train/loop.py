@@ -194,7 +194,7 @@ def train_model(
     -------
     TrainResult
     """
-    from evseg.augment import AugmentConfig, build_augmentation
+    from evseg.augment import build_augmentation
     from evseg.predict.pipeline import resolve_precision
 
     out_dir = Path(out_dir)
@@ -250,7 +250,7 @@ def train_model(
         torch.manual_seed(config.seed * 100_003 + epoch)
         rng = np.random.default_rng([config.seed, epoch])
         sampler.augment = build_augmentation(
-            AugmentConfig.preset(config.augment), spatial_dims=spatial_dims, seed=config.seed * 100_003 + epoch
+            config.augment_config(), spatial_dims=spatial_dims, seed=config.seed * 100_003 + epoch
         )
         network.train()
         losses = []
