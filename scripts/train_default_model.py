@@ -24,7 +24,7 @@ import numpy as np
 from evseg.data.normalize import normalize_image
 from evseg.data.pairs import pair_by_stem, split_indices
 from evseg.data.synthetic import synthetic_tem_dataset
-from evseg.models.store import create_model
+from evseg.models.store import create_model, load_model
 from evseg.train.config import TrainConfig
 from evseg.train.data import TrainingImage, load_training_images
 from evseg.train.loop import train_model
@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--base-filters", type=int, default=16)
     parser.add_argument("--outputs", default="foreground+boundary", choices=("foreground", "foreground+boundary"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, default=None, help="continue from this model folder's weights")
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -67,21 +69,21 @@ def main() -> None:
     config = TrainConfig(
         arch="frunet", arch_kwargs={"base_filters": args.base_filters, "max_filters": 256, "depth": 4, "dropout": 0.1,
                                      "upsample": "transpose"},
-        outputs=args.outputs, epochs=1000, steps_per_epoch=100, patch_size=256, batch_size=8, learning_rate=2e-3,
+        outputs=args.outputs, epochs=1000, steps_per_epoch=100, patch_size=256, batch_size=8, learning_rate=args.learning_rate,
         lr_schedule="plateau", loss="bce_dice", augment="full", pixel_size_nm=1.56, seed=args.seed,
         time_limit_min=args.minutes, early_stopping_patience=None, select_metric="f1", split_method="radon",
     )
     outputs = ("foreground", "boundary") if args.outputs == "foreground+boundary" else ("foreground",)
     model = create_model("frunet", config.arch_kwargs, pixel_size_nm=1.56, outputs=outputs,
                          normalization=NORMALIZATION)
+    if args.init is not None:
+        model.network.load_state_dict(load_model(args.init).network.state_dict())
     model.config["description"] = (
         "Default evseg sEV model: FRU-Net trained on synthetic negative-stain TEM vesicles (1.56 nm/px) mixed "
         "with the real EM particle images of EMPS (Yildirim & Cole 2021, MIT); no annotated sEV TEM data was "
         "available. Reproduce with scripts/train_default_model.py."
     )
     result = train_model(model, train, val, config, args.out, progress=False)
-    for name in ("checkpoint_last.pt",):
-        (args.out / name).unlink(missing_ok=True)
     print(f"best epoch {result.best_epoch}/{result.epochs_run}: {result.best_metrics} ({result.stop_reason})")
 
 

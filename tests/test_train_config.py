@@ -7,7 +7,7 @@ from evseg.train.config import TrainConfig, config_to_toml, read_config_toml
 
 def test_toml_round_trip(tmp_path):
     config = TrainConfig(arch="unet", arch_kwargs={"base_filters": 8, "depth": 2}, pixel_size_nm=None,
-                         time_limit_min=2.5, epochs=3)
+                         time_limit_min=2.5, epochs=3, augment="none", split_method="none")
     path = tmp_path / "c.toml"
     path.write_text(config_to_toml(config))
     assert read_config_toml(path) == config

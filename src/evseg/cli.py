@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -37,7 +38,8 @@ def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     p = sub.add_parser("predict", parents=[common], help="segment, count and measure objects in images",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Segment every image, write <stem>_prob.tif, <stem>_labels.tif, "
-                       "<stem>_overlay.png, <stem>_rois.zip per image and measurements.csv + summary.csv.")
+                       "<stem>_overlay.png, <stem>_rois.zip per image and measurements.csv + summary.csv + "
+                       "report.html. Images run in parallel worker processes, or on a dask cluster.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--model", default="sev", help="bundled model name ('sev'), a model folder, or 'classical'")
@@ -53,10 +55,19 @@ def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     g.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="network precision (auto: bf16 where the CPU supports it)")
+    g.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                   help="network runtime (auto: ONNX Runtime when evseg[onnx] is installed, unless --precision bf16)")
     g = p.add_argument_group("outputs")
     g.add_argument("--no-overlay", action="store_true", help="do not write <stem>_overlay.png")
     g.add_argument("--no-prob", action="store_true", help="do not write <stem>_prob.tif")
     g.add_argument("--no-rois", action="store_true", help="do not write <stem>_rois.zip")
+    g.add_argument("--no-report", action="store_true", help="do not write report.html")
+    g = p.add_argument_group("parallel")
+    g.add_argument("--workers", type=_positive_int, default=None,
+                   help="local worker processes (default: one per image up to the CPU cores; 1 = in this process)")
+    g.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="run on a dask.distributed cluster (e.g. tcp://host:8786; pip install 'evseg[dask]'); "
+                   "inputs and --out must be on storage shared with the workers")
     p.set_defaults(run=_run_predict)
 
 
@@ -65,16 +76,25 @@ def _run_predict(args: argparse.Namespace) -> int:
     from evseg.predict.pipeline import PredictOptions
 
     options = PredictOptions(tile_size=args.tile_size, overlap=args.overlap, precision=args.precision,
-                             threshold=args.threshold, min_diameter_nm=args.min_diameter, split_method=args.split,
-                             progress=not args.quiet)
+                             backend=args.backend, threshold=args.threshold, min_diameter_nm=args.min_diameter,
+                             split_method=args.split, progress=not args.quiet)
     outputs = OutputOptions(probability=not args.no_prob, overlay=not args.no_overlay, rois=not args.no_rois)
     model = load_segmenter(args.model)
-    outcomes = predict_files(args.inputs, args.out, model, pixel_size_nm=args.pixel_size, options=options,
-                             outputs=outputs, progress=not args.quiet)
+    command = " ".join(["evseg predict", *map(shlex.quote, args.inputs)] + [
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {shlex.quote(str(v))}")
+        for k, v in vars(args).items() if k not in ("run", "command", "inputs") and v not in (None, False)])
+    try:
+        outcomes = predict_files(args.inputs, args.out, model, pixel_size_nm=args.pixel_size, options=options,
+                                 outputs=outputs, progress=not args.quiet, workers=args.workers,
+                                 scheduler=args.dask_scheduler, report=not args.no_report,
+                                 run_info={"command line": command})
+    except ImportError as exc:  # an optional extra is missing; the message says which
+        print(f"evseg: error: {exc}", file=sys.stderr)
+        return 1
     done = [o for o in outcomes if o.error is None]
     n_objects = sum(int(o.summary["count"]) for o in done)
-    print(f"{len(done)} image(s) segmented, {n_objects} objects; results in {args.out}/ "
-          f"(measurements.csv, summary.csv)")
+    tables = "measurements.csv, summary.csv" + ("" if args.no_report else ", report.html")
+    print(f"{len(done)} image(s) segmented, {n_objects} objects; results in {args.out}/ ({tables})")
     if len(done) < len(outcomes):
         print(f"evseg: error: {len(outcomes) - len(done)} image(s) failed (see the messages above)", file=sys.stderr)
         return 1
@@ -97,6 +117,13 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--epochs", type=_positive_int, default=None, help="maximum epochs [50]")
     p.add_argument("--steps-per-epoch", type=_positive_int, default=None, help="batches per epoch [50]")
     p.add_argument("--patch-size", type=_positive_int, default=None, help="patch edge in pixels [256]")
+    p.add_argument("--spatial-dims", type=int, choices=(2, 3), default=None,
+                   help="2: 2D images; 3: (Z, Y, X) volumes and a 3D U-Net/FRU-Net [2]")
+    p.add_argument("--anisotropic-pool", nargs="+", default=None, metavar="auto|none|Z,Y,X",
+                   help="3D pooling per level, e.g. 1,2,2 1,2,2 2,2,2; auto: pool z only where its spacing is "
+                   "at most 2x the in-plane one [auto]")
+    p.add_argument("--patch-size-z", type=_positive_int, default=None,
+                   help="z edge of 3D patches in slices [patch size, at most the volume depth]")
     p.add_argument("--batch-size", type=_positive_int, default=None, help="patches per batch [8]")
     p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate [1e-3]")
     p.add_argument("--loss", default=None, choices=("bce", "dice", "bce_dice", "weighted_bce", "weighted_bce_dice"),
@@ -119,6 +146,16 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(run=_run_train)
 
 
+def _pool_levels(values: list[str]) -> str | list[list[int]] | None:
+    """``--anisotropic-pool`` values: "auto", "none", or one "z,y,x" (or single int) per level."""
+    if len(values) == 1 and values[0].lower() in ("auto", "none"):
+        return None if values[0].lower() == "none" else "auto"
+    try:
+        return [[int(v) for v in level.split(",")] for level in values]
+    except ValueError:
+        raise ValueError(f"--anisotropic-pool: expected auto, none or levels like 1,2,2 2,2,2, got {values}") from None
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from evseg.train.config import TrainConfig, read_config_toml
     from evseg.train.run import train_from_folders
@@ -128,8 +165,10 @@ def _run_train(args: argparse.Namespace) -> int:
              "patch_size": args.patch_size, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
              "loss": args.loss, "augment": args.augment, "outputs": args.outputs, "val_fraction": args.val_fraction,
              "test_fraction": args.test_fraction, "seed": args.seed, "time_limit_min": args.time_limit,
-             "precision": args.precision}
+             "precision": args.precision, "spatial_dims": args.spatial_dims, "patch_size_z": args.patch_size_z}
     changes = {k: v for k, v in flags.items() if v is not None}
+    if args.anisotropic_pool is not None:
+        changes["anisotropic_pool"] = _pool_levels(args.anisotropic_pool)
     arch_kwargs = dict(config.arch_kwargs)
     if args.base_filters is not None:
         arch_kwargs["base_filters"] = args.base_filters
@@ -278,6 +317,28 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("export", parents=[common], help="export a model to bioimage.io, ONNX or TorchScript",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="bioimageio: a BioImage Model Zoo package (a folder, or a zip when --out ends "
+                       "in .zip; pip install 'evseg[bioimageio]'); onnx: an .onnx file (pip install 'evseg[onnx]'); "
+                       "torchscript: a traced .pt file (deepImageJ). ONNX/TorchScript inputs are normalised images "
+                       "whose height and width are multiples of the network's divisor (16 for a 4-level net).")
+    p.add_argument("model", metavar="MODEL", help="bundled model name ('sev') or a model folder")
+    p.add_argument("--format", required=True, choices=("bioimageio", "onnx", "torchscript"), help="export format")
+    p.add_argument("--out", required=True, type=Path, help="file, package folder or .zip to write")
+    p.add_argument("--logits", action="store_true", help="onnx/torchscript: output logits, not sigmoid probabilities")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from evseg.export import export_model
+
+    path = export_model(args.model, args.out, format=args.format, activation=None if args.logits else "sigmoid")
+    print(f"written: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``evseg`` command (all subcommands)."""
     from evseg import __version__
@@ -291,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     common.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_predict, _add_train, _add_evaluate, _add_split, _add_demo, _add_augment_preview, _add_compare):
+    for add in (_add_predict, _add_train, _add_evaluate, _add_split, _add_demo, _add_augment_preview, _add_compare,
+                _add_export):
         add(sub, common)
     return parser
 

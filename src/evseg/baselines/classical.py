@@ -54,7 +54,8 @@ def segment_classical(
     closed by one image border); open with a disc of radius 1/6 of the smallest diameter (removes
     open edge lines and small specks); erode by 2.5 gradient sigmas (the edge band reaches
     that far outside the object, so crisp discs come out at their true size). The gradient
-    magnitude does not change when the image is inverted, so neither does the result: dark-on-bright and bright-on-dark objects are found alike.
+    magnitude does not change when the image is inverted, so neither does the result:
+    dark-on-bright and bright-on-dark objects are found alike.
 
     ``method="threshold"``: subtract a Gaussian blur of sigma = the largest diameter (background
     flattening, computed on a reduced copy), smooth with sigma = 1/12 of the smallest diameter,

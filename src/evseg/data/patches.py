@@ -28,7 +28,7 @@ def pad_to_min_shape(
     (image, labels)
         Padded copies, or the inputs when they are large enough.
     """
-    pad = [(0, max(0, m - s)) for s, m in zip(image.shape, min_shape)]
+    pad = [(0, max(0, m - s)) for s, m in zip(image.shape, min_shape, strict=True)]
     if not any(after for _, after in pad):
         return image, labels
     mode = "reflect" if all(s > 1 for s in image.shape) else "edge"
@@ -63,10 +63,10 @@ class PatchSampler:
         if len(self.images) != len(self.labels) or not self.images:
             raise ValueError("PatchSampler needs the same, non-zero number of images and label images.")
         padded_images, padded_labels = [], []
-        for i, (img, lab) in enumerate(zip(self.images, self.labels)):
+        for i, (img, lab) in enumerate(zip(self.images, self.labels, strict=True)):
             if img.shape != lab.shape:
                 raise ValueError(f"image {i} (shape {img.shape}) and its labels (shape {lab.shape}) differ.")
-            if any(s < p for s, p in zip(img.shape, self.patch_shape)):
+            if any(s < p for s, p in zip(img.shape, self.patch_shape, strict=True)):
                 logger.info("image %d (shape %s) is smaller than the patch %s: padded", i, img.shape,
                             self.patch_shape)
             img, lab = pad_to_min_shape(img, lab, self.patch_shape)
@@ -82,10 +82,11 @@ class PatchSampler:
         fg = self._foreground[index]
         if fg.size and rng.random() < self.foreground_bias:
             centre = np.unravel_index(int(fg[rng.integers(fg.size)]), labels.shape)
-            start = [int(np.clip(c - p // 2, 0, s - p)) for c, p, s in zip(centre, self.patch_shape, labels.shape)]
+            start = [int(np.clip(c - p // 2, 0, s - p))
+                     for c, p, s in zip(centre, self.patch_shape, labels.shape, strict=True)]
         else:
-            start = [int(rng.integers(0, s - p + 1)) for p, s in zip(self.patch_shape, labels.shape)]
-        window = tuple(slice(b, b + p) for b, p in zip(start, self.patch_shape))
+            start = [int(rng.integers(0, s - p + 1)) for p, s in zip(self.patch_shape, labels.shape, strict=True)]
+        window = tuple(slice(b, b + p) for b, p in zip(start, self.patch_shape, strict=True))
         sample = {
             "image": image[window][None].astype(np.float32, copy=True),
             "label": labels[window][None].astype(np.int32, copy=True),

@@ -18,8 +18,9 @@ from evseg.evaluate.scores import ImageScores, image_scores, pool_scores
 
 if TYPE_CHECKING:
     from evseg.data.pairs import FilePair
+    from evseg.io.readers import Image
     from evseg.models.store import SegmentationModel
-    from evseg.predict.pipeline import PredictOptions
+    from evseg.predict.pipeline import PredictOptions, Segmentation
     from evseg.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -268,42 +269,36 @@ def _check_fractions(train_fraction: float, val_fraction: float) -> float:
 def _train_learned(
     arch: str,
     config: TrainConfig,
-    pairs: list[FilePair],
     split: dict[str, list[FilePair]],
     *,
+    images_dir: str | os.PathLike,
+    labels_dir: str | os.PathLike,
     out_dir: Path,
     pixel_size_nm: float | None,
-    cache: dict[Any, tuple[list, list]],
     progress: bool,
 ) -> tuple[SegmentationModel, TrainingSummary]:
-    """Train ``arch`` on the split's train set (validated on its val set); return the best model."""
+    """Train ``arch`` with :func:`evseg.train.run.train_from_folders` on ``split``; return its best model.
+
+    ``train_from_folders`` splits the pairs again with the same ``config`` (fractions and seed);
+    its recorded split is checked against ``split`` so that every method sees the same images.
+    """
     import json
 
     import torch
 
-    from evseg.models.store import create_model, load_model
-    from evseg.train.data import load_training_images
-    from evseg.train.loop import train_model
-    from evseg.train.run import detect_model_pixel_size, write_split
+    from evseg.models.store import load_model
+    from evseg.train.run import train_from_folders
 
     cfg = config.replace(arch=arch)
-    model_px = detect_model_pixel_size(pairs, cfg, pixel_size_nm)
-    outputs = ("foreground", "boundary") if cfg.outputs == "foreground+boundary" else ("foreground",)
-    torch.manual_seed(cfg.seed)  # same initialisation for the same seed
-    model = create_model(arch, cfg.arch_kwargs, pixel_size_nm=model_px, outputs=outputs)
-    key = (model_px, json.dumps(model.normalization, sort_keys=True))
-    if key not in cache:  # the learned methods share the loaded data when they share the grid
-        load = {"model_pixel_size_nm": model_px, "pixel_size_nm": pixel_size_nm, "normalization": model.normalization}
-        cache[key] = (load_training_images(split["train"], **load), load_training_images(split["val"], **load))
-    train_images, val_images = cache[key]
     folder = out_dir / MODELS_DIR / arch
-    folder.mkdir(parents=True, exist_ok=True)
-    write_split(folder / SPLIT_NAME, split)
-    logger.info("training %s on %d image(s), validating on %d", arch, len(train_images), len(val_images))
+    torch.manual_seed(cfg.seed)  # the network's initialisation follows the seed too
     start = time.perf_counter()
-    result = train_model(model, train_images, val_images, cfg, folder, progress=progress,
-                         extra_config={"split": {k: [p.stem for p in v] for k, v in split.items()}})
+    result = train_from_folders(images_dir, labels_dir, folder, cfg, pixel_size_nm=pixel_size_nm, progress=progress)
     minutes = (time.perf_counter() - start) / 60.0
+    used = json.loads((folder / SPLIT_NAME).read_text())
+    expected = {k: [p.stem for p in v] for k, v in split.items()}
+    if {k: used.get(k) for k in expected} != expected:
+        raise RuntimeError(f"{arch} was trained on another split than the comparison's ({folder / SPLIT_NAME}).")
     summary = TrainingSummary(result.model_dir, result.epochs_run, result.best_epoch, result.stop_reason, minutes,
                               dict(result.best_metrics))
     return load_model(folder), summary
@@ -316,8 +311,8 @@ def _equivalent_diameters(labels: np.ndarray) -> np.ndarray:
 
 
 def _segment_quietly(
-    model: SegmentationModel | str, image: Any, *, options: PredictOptions, caught: dict[tuple[str, type], int]
-) -> tuple[Any, float]:
+    model: SegmentationModel | str, image: Image, *, options: PredictOptions, caught: dict[tuple[str, type], int]
+) -> tuple[Segmentation, float]:
     """Run and time :func:`segment_image` on one image; count its warnings in ``caught`` instead of issuing them."""
     from evseg.predict.pipeline import segment_image
 
@@ -424,12 +419,13 @@ def compare_methods(
         if spec.kind != "learned":
             segmenters[spec.name] = load_segmenter(spec.source)
     training: dict[str, TrainingSummary] = {}
-    cache: dict[Any, tuple[list, list]] = {}
     for spec in specs:
         if spec.kind == "learned":
+            logger.info("training %s on %d image(s), validating on %d", spec.name, len(split["train"]),
+                        len(split["val"]))
             segmenters[spec.name], training[spec.name] = _train_learned(
-                spec.source, config, pairs, split, out_dir=out, pixel_size_nm=pixel_size_nm, cache=cache,
-                progress=progress)
+                spec.source, config, split, images_dir=images_dir, labels_dir=labels_dir, out_dir=out,
+                pixel_size_nm=pixel_size_nm, progress=progress)
 
     test_pairs = split["test"]
     example_stems = {p.stem for p in test_pairs[: int(n_examples)]}

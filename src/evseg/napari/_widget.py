@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evseg.napari import INSTALL_HINT
+
 try:
     from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
     from napari.layers import Image, Labels, Points
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(f'The evseg napari widget needs napari and magicgui: pip install "evseg[napari]" ({exc})') from exc
+    raise ImportError(f'The evseg napari widget needs napari and magicgui: {INSTALL_HINT} ({exc})') from exc
 
 from evseg.predict.pipeline import CLASSICAL, PredictOptions
 
@@ -61,6 +64,13 @@ def layer_pixel_size_nm(layer: Image) -> float | None:
     return float(scale.mean())
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """What the worker returns when segmentation raised (see :func:`_segment_job`)."""
+
+    error: Exception
+
+
 def _segment_job(
     load: Callable[[], SegmentationModel | str],
     image: np.ndarray,
@@ -68,17 +78,26 @@ def _segment_job(
     pixel_size_nm: float | None,
     options: PredictOptions,
     source: str,
-) -> Generator[str, None, tuple[Segmentation, dict[str, np.ndarray]]]:
-    """Worker body: load the model, segment, measure; yields the next stage's message after each step."""
+) -> Generator[str, None, tuple[Segmentation, dict[str, np.ndarray]] | _Failed]:
+    """Worker body: load the model, segment, measure; yields the next stage's message after each step.
+
+    Returns ``(segmentation, table)``, or the exception that stopped it: errors are returned rather
+    than raised because napari 0.9's ``errored`` handler of workers fails under PySide6 (its
+    task-status slot receives one argument too many).
+    """
     from evseg.measure import measure_instances
     from evseg.predict.pipeline import segment_image
 
-    model = load()
-    yield _STAGES[0]
-    result = segment_image(model, image, pixel_size_nm=pixel_size_nm, options=options, source=source)
-    yield _STAGES[1]
-    table = measure_instances(result.labels, image, pixel_size_nm=result.pixel_size_nm)
-    yield _STAGES[2]
+    try:
+        model = load()
+        yield _STAGES[0]
+        result = segment_image(model, image, pixel_size_nm=pixel_size_nm, options=options, source=source)
+        yield _STAGES[1]
+        table = measure_instances(result.labels, image, pixel_size_nm=result.pixel_size_nm)
+        yield _STAGES[2]
+    except Exception as exc:  # shown to the user by SegmentWidget._on_returned
+        logger.error("%s: segmentation failed", source, exc_info=True)
+        return _Failed(exc)
     return result, table
 
 
@@ -148,9 +167,21 @@ class SegmentWidget(Container):
         self._model.changed.connect(self._on_model_changed)
         self._run_button.changed.connect(self._on_run_clicked)
         self._save_button.changed.connect(self._on_save_clicked)
-        viewer.layers.events.inserted.connect(self.reset_choices)
-        viewer.layers.events.removed.connect(self.reset_choices)
+        self._follow_layer_list(viewer)
         self._prefill_pixel_size()
+
+    def _follow_layer_list(self, viewer: napari.viewer.Viewer) -> None:
+        """Refresh the image menu when layers come and go, until the Qt widget is destroyed."""
+        events = viewer.layers.events
+        reset = self.reset_choices
+        events.inserted.connect(reset)
+        events.removed.connect(reset)
+
+        def disconnect(*_: Any) -> None:
+            events.inserted.disconnect(reset)
+            events.removed.disconnect(reset)
+
+        self.native.destroyed.connect(disconnect)
 
     # ------------------------------------------------------------------ state
     @property
@@ -259,7 +290,7 @@ class SegmentWidget(Container):
             _progress={"total": len(_STAGES), "desc": f"evseg: {layer.name}"},
             _connect={
                 "yielded": self._on_yielded,
-                "returned": lambda out: self._on_returned(layer, image, out),
+                "returned": lambda out: self._on_returned(layer, out),
                 "errored": self._on_errored,
                 "finished": self._on_finished,
             },
@@ -275,10 +306,7 @@ class SegmentWidget(Container):
         try:
             self.run()
         except (ValueError, RuntimeError) as exc:
-            from napari.utils.notifications import show_error
-
-            self._status.value = f"Error: {exc}"
-            show_error(str(exc))
+            self._show_error(str(exc))
 
     def _on_yielded(self, message: str) -> None:
         self._status.value = message
@@ -287,16 +315,23 @@ class SegmentWidget(Container):
             pbar.set_description(f"evseg: {message}")
 
     def _on_errored(self, exc: BaseException) -> None:
-        # napari's worker also shows the error as a notification.
+        # Only for errors outside _segment_job; napari's worker also shows them as notifications.
         self._status.value = f"Error: {exc}"
+
+    def _show_error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self._status.value = f"Error: {message}"
+        show_error(message)
 
     def _on_finished(self) -> None:
         self._worker = None
         self._run_button.enabled = True
 
-    def _on_returned(
-        self, layer: Image, image: np.ndarray, out: tuple[Segmentation, dict[str, np.ndarray]]
-    ) -> None:
+    def _on_returned(self, layer: Image, out: tuple[Segmentation, dict[str, np.ndarray]] | _Failed) -> None:
+        if isinstance(out, _Failed):
+            self._show_error(f"{layer.name}: {out.error}")
+            return
         result, table = out
         place = {"scale": layer.scale, "translate": layer.translate, "units": layer.units}
         self._set_layer(
@@ -382,9 +417,6 @@ class SegmentWidget(Container):
         try:
             written = self.save_csv(path)
         except (OSError, ValueError, RuntimeError) as exc:
-            from napari.utils.notifications import show_error
-
-            self._status.value = f"Error: {exc}"
-            show_error(f"Could not save {path}: {exc}")
+            self._show_error(f"could not save {path}: {exc}")
             return
         self._status.value = f"Saved {written.name}."

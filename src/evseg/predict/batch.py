@@ -20,13 +20,16 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from evseg.models.store import SegmentationModel
 from evseg.predict.pipeline import CLASSICAL, PredictOptions, segment_image
+
+if TYPE_CHECKING:
+    import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +150,7 @@ def segment_file(
     Returns
     -------
     (summary, table, thumbnail, pixel_size_nm)
-        ``thumbnail`` is a JPEG ``thumbnail_width`` pixels wide, or ``None`` when that is ``None``.
+        ``thumbnail`` is a JPEG of longest side ``thumbnail_width`` pixels, or ``None`` when that is ``None``.
     """
     from evseg.io import read_image, render_overlay, write_imagej_rois, write_labels, write_png, write_probability
     from evseg.measure import measure_instances, summarize_measurements
@@ -185,7 +188,7 @@ def predict_files(
     outputs: OutputOptions = OutputOptions(),
     progress: bool = True,
     workers: int | None = None,
-    scheduler: str | None = None,
+    scheduler: str | distributed.Client | None = None,
     report: bool = True,
     run_info: Mapping[str, Any] | None = None,
 ) -> list[ImageOutcome]:
@@ -212,11 +215,11 @@ def predict_files(
         Local worker processes. ``None``: one per image up to the number of usable cores (1 on a
         single-core machine); 1 runs in this process. Each worker loads the model once and uses
         ``cores // workers`` torch threads. Results are identical to a single-process run.
-    scheduler : str, optional
-        Address of a running dask.distributed scheduler (``tcp://host:8786``): run the images on
-        that cluster instead (see :mod:`evseg.predict.distributed`; needs ``pip install "evseg[dask]"``
-        and a folder ``out_dir`` that the workers can write to). Nothing is written if the scheduler
-        cannot be reached.
+    scheduler : str or distributed.Client, optional
+        Address of a running dask.distributed scheduler (``tcp://host:8786``), or an open client:
+        run the images on that cluster instead (see :mod:`evseg.predict.distributed`; needs
+        ``pip install "evseg[dask]"``, and inputs and ``out_dir`` on storage shared with the workers).
+        Nothing is written if the scheduler cannot be reached.
     report : bool
         Write ``report.html`` (plots need matplotlib, ``pip install "evseg[plot]"``).
     run_info : mapping, optional
@@ -247,13 +250,14 @@ def predict_files(
     if isinstance(model, (str, Path)):
         model = load_segmenter(model)
     out = Path(out_dir)
-    thumbnail_width = _thumbnail_width() if report else None
+    thumbnail_width = _thumbnail_width(len(files)) if report else None
     if scheduler is not None:
         from evseg.predict.distributed import run_on_dask
 
         outcomes = run_on_dask(files, out, model, scheduler=scheduler, pixel_size_nm=pixel_size_nm, options=options,
                                outputs=outputs, progress=progress, thumbnail_width=thumbnail_width)
-        n_workers: int | str = f"dask cluster at {scheduler}"
+        address = scheduler if isinstance(scheduler, str) else scheduler.scheduler.address
+        n_workers: int | str = f"dask cluster at {address}"
     else:
         out.mkdir(parents=True, exist_ok=True)
         n_workers = resolve_workers(workers, len(files))
@@ -265,9 +269,9 @@ def predict_files(
             outcomes = _run_pool(files, model, task, workers=n_workers, progress=progress)
     write_tables(out, outcomes)
     if report:
-        from evseg.report import write_report
+        from evseg.report import describe_model, describe_parameters, write_report
 
-        parameters = run_parameters(model, options=options, pixel_size_nm=pixel_size_nm, workers=n_workers)
+        parameters = describe_parameters(model, options=options, pixel_size_nm=pixel_size_nm, workers=n_workers)
         write_report(out, outcomes, model_description=describe_model(model),
                      parameters={**parameters, **dict(run_info or {})})
     return outcomes
@@ -301,54 +305,10 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def describe_model(model: SegmentationModel | str) -> dict[str, Any]:
-    """Rows of the report's "Model" table."""
-    if not isinstance(model, SegmentationModel):
-        return {"name": f"{model} (no learning)", "method": "threshold + distance-transform watershed"}
-    config = model.config
-    return {
-        "name": model.name,
-        "folder": str(model.path) if model.path is not None else "(in memory, not saved)",
-        "architecture": config.get("arch"),
-        "architecture settings": dict(config.get("arch_kwargs", {})),
-        "model pixel size (nm)": model.pixel_size_nm if model.pixel_size_nm is not None else "none (pixels)",
-        "output channels": ", ".join(model.outputs),
-        "normalisation": dict(model.normalization),
-        "written by evseg": config.get("evseg_version"),
-        "validation scores": dict(config.get("validation") or {}) or None,
-    }
+def _thumbnail_width(n_images: int) -> int:
+    from evseg.report import thumbnail_width_for
 
-
-def run_parameters(
-    model: SegmentationModel | str, *, options: PredictOptions, pixel_size_nm: float | None, workers: int | str
-) -> dict[str, Any]:
-    """Rows of the report's "Parameters" table: post-processing in force, pixel size, tiling, workers."""
-    from evseg.predict.pipeline import postprocessing_parameters
-
-    params = postprocessing_parameters(model, options)
-    in_pixels = isinstance(model, SegmentationModel) and model.pixel_size_nm is None
-    rows: dict[str, Any] = {
-        "pixel size (nm)": pixel_size_nm if pixel_size_nm is not None else "from each file",
-        "threshold": params["threshold"],
-        "split method": params["split_method"],
-    }
-    if in_pixels:
-        rows["min diameter (px)"] = params["min_diameter_px"]
-        rows["max hole area (px)"] = params["max_hole_area_px"]
-    else:
-        rows["min diameter (nm)"] = params["min_diameter_nm"]
-        rows["max hole area (nm\u00b2)"] = params["max_hole_area_nm2"]
-    if isinstance(model, SegmentationModel):
-        rows.update({"tile size (px)": options.tile_size, "tile overlap (px)": options.overlap,
-                     "precision": options.precision})
-    rows["workers"] = workers
-    return rows
-
-
-def _thumbnail_width() -> int:
-    from evseg.report import THUMBNAIL_WIDTH
-
-    return THUMBNAIL_WIDTH
+    return thumbnail_width_for(n_images)
 
 
 # --- running one image and collecting what it reported ---------------------------------------------------------
@@ -525,12 +485,12 @@ def _run_pool(files: Sequence[Path], model: SegmentationModel | str, task: dict[
             try:
                 outcomes[i] = replay(future.result(), logs=True)
             except BrokenProcessPool as exc:
-                error = (f"{files[i]}: a worker process died before finishing this image (out of memory? try "
-                         f"fewer --workers) [{exc}]")
+                error = (f"{files[i]}: a worker process stopped before finishing this image (out of memory, or it "
+                         f"could not start: see the messages above; try fewer --workers, or --workers 1) [{exc}]")
                 logger.error("%s", error)
                 outcomes[i] = ImageOutcome(files[i], None, None, error, 0.0)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:  # an unexpected error or Ctrl-C: drop the queued images, do not wait for them
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    return [o for o in outcomes if o is not None]
+    return list(outcomes)  # type: ignore[arg-type]  # every future has set its slot

@@ -14,6 +14,7 @@ from evseg._validate import check_image, check_pixel_size
 from evseg.data.normalize import normalize_image
 from evseg.data.rescale import rescale_image, resize_probability
 from evseg.models.store import SegmentationModel
+from evseg.predict.backends import BACKENDS
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,15 @@ class PredictOptions:
     min_diameter_nm : float or None
         Objects with a smaller equivalent diameter are dropped.
     split_method : {"radon", "watershed", "none"} or None
-        How touching objects are separated.
+        How touching objects are separated (``"radon"`` is 2D only).
     progress : bool
         Show a progress bar over tiles.
+    tile_shape_3d : (int, int, int) or None
+        ``(Z, Y, X)`` tile of a 3D model (voxels on the model's grid); ``None``: the model's
+        ``tile_shape_3d`` config entry, else ``(32, 128, 128)`` (see :mod:`evseg.predict.volume`).
+    backend : {"auto", "torch", "onnx"}
+        Runtime of the network (see :func:`evseg.predict.backends.resolve_backend`): ``auto`` uses
+        ONNX Runtime (fp32) when ``evseg[onnx]`` is installed and ``precision`` is not ``"bf16"``.
     """
 
     tile_size: int = 512
@@ -54,15 +61,22 @@ class PredictOptions:
     min_diameter_nm: float | None = None
     split_method: str | None = None
     progress: bool = False
+    tile_shape_3d: tuple[int, int, int] | None = None
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         look_up_option(self.precision, PRECISIONS, what="precision")
+        look_up_option(self.backend, BACKENDS, what="inference backend")
         if self.tile_size < 16:
             raise ValueError(f"`tile_size` must be >= 16 pixels, got {self.tile_size}.")
         if not 0 <= self.overlap < self.tile_size:
             raise ValueError(f"`overlap` must be >= 0 and < tile_size ({self.tile_size}), got {self.overlap}.")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"`threshold` must be in (0, 1), got {self.threshold}.")
+        if self.tile_shape_3d is not None and (
+            len(self.tile_shape_3d) != 3 or not all(int(t) >= 1 for t in self.tile_shape_3d)
+        ):
+            raise ValueError(f"`tile_shape_3d` must be 3 positive ints (Z, Y, X), got {self.tile_shape_3d!r}.")
 
 
 @dataclass(frozen=True)
@@ -114,9 +128,10 @@ def network_probability(
     ndarray of float32, shape (K, Y, X)
         Sigmoid probabilities of the K output channels (channel 0 = foreground).
     """
-    from evseg.predict.tiling import tiled_predict, torch_predictor
+    from evseg.predict.backends import make_predictor
+    from evseg.predict.tiling import tiled_predict
 
-    predictor = torch_predictor(model.network, precision=resolve_precision(options.precision))
+    predictor = make_predictor(model, backend=options.backend, precision=options.precision)
     tile = tuple(min(options.tile_size, s) for s in normalized.shape)
     overlap = min(options.overlap, max(0, min(tile) - 1))
     return tiled_predict(
@@ -292,7 +307,8 @@ def segment_image(
         look_up_option(model, (CLASSICAL,), what="model")
         from evseg.baselines.classical import segment_classical
 
-        labels = segment_classical(image, pixel_size_nm=working_px, min_diameter_nm=params["min_diameter_nm"])
+        # Unknown pixel size: the baseline's own pixel limits apply (not an assumed nm scale).
+        labels = segment_classical(image, pixel_size_nm=pixel_size_nm, min_diameter_nm=params["min_diameter_nm"])
         return Segmentation(
             probability=(labels > 0).astype(np.float32), labels=labels.astype(np.int32), pixel_size_nm=pixel_size_nm
         )

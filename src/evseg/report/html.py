@@ -18,15 +18,30 @@ from evseg._validate import check_image, check_labels, check_same_shape
 from evseg.io.atomic import atomic_path
 
 if TYPE_CHECKING:
+    from evseg.models.store import SegmentationModel
     from evseg.predict.batch import ImageOutcome
+    from evseg.predict.pipeline import PredictOptions
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PLOT_INSTALL_HINT", "REPORT_NAME", "THUMBNAIL_WIDTH", "make_thumbnail", "write_report"]
+__all__ = [
+    "PLOT_INSTALL_HINT",
+    "REPORT_NAME",
+    "THUMBNAIL_WIDTH",
+    "describe_model",
+    "describe_parameters",
+    "make_thumbnail",
+    "thumbnail_width_for",
+    "write_report",
+]
 
 REPORT_NAME = "report.html"
-#: Default thumbnail width (pixels): about 10-20 kB of JPEG per image, so 500 images stay a few MB.
+#: Default longest side of the thumbnails (pixels): 8-17 kB of JPEG per TEM image (measured on real and
+#: synthetic micrographs). :func:`thumbnail_width_for` shrinks it for long runs.
 THUMBNAIL_WIDTH = 256
+#: Runs up to this many images get full-size thumbnails; longer runs keep about the same total.
+_FULL_SIZE_IMAGES = 200
+_MIN_THUMBNAIL_WIDTH = 128
 PLOT_INSTALL_HINT = 'pip install "evseg[plot]"'
 #: Above this many images the counts are shown as a histogram instead of one bar per image.
 _MAX_BARS = 40
@@ -39,7 +54,7 @@ margin-top:1.8em}
 .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:.5em 0;font-size:.92em}
 th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr:nth-child(even) td{background:#fafafa}
 .cards{display:flex;flex-wrap:wrap;gap:.8em}.card{border:1px solid #ddd;border-radius:6px;padding:.5em 1em;
 min-width:9em}.card b{display:block;font-size:1.5em}
@@ -53,7 +68,7 @@ code{font-size:.9em;word-break:break-all}
 
 
 def make_thumbnail(
-    image: np.ndarray, labels: np.ndarray, *, width: int = THUMBNAIL_WIDTH, quality: int = 80
+    image: np.ndarray, labels: np.ndarray, *, width: int = THUMBNAIL_WIDTH, quality: int = 50
 ) -> bytes:
     """A small JPEG of the image with the object outlines drawn at thumbnail scale.
 
@@ -67,14 +82,15 @@ def make_thumbnail(
     labels : ndarray of int, shape (Y, X)
         Instance labels, 0 = background.
     width : int
-        Width of the thumbnail in pixels; images narrower than this are not enlarged.
+        Longest side of the thumbnail in pixels (the width of a landscape image; a portrait image
+        is bounded to this height); smaller images are not enlarged.
     quality : int
-        JPEG quality, 1..95.
+        JPEG quality, 1..95 (no chroma subsampling, so that thin coloured outlines stay visible).
 
     Returns
     -------
     bytes
-        JPEG file content (RGB, at most ``width`` pixels wide, aspect ratio kept).
+        JPEG file content (RGB, longest side at most ``width`` pixels, aspect ratio kept).
 
     Raises
     ------
@@ -93,15 +109,32 @@ def make_thumbnail(
         raise ValueError(f"`width` must be >= 16 pixels, got {width}.")
     if not 1 <= quality <= 95:
         raise ValueError(f"`quality` must be in 1..95, got {quality}.")
-    height_in, width_in = image.shape
-    if width_in > width:
-        shape = (max(1, round(height_in * width / width_in)), width)
+    scale = width / max(image.shape)
+    if scale < 1:
+        shape = tuple(max(1, round(n * scale)) for n in image.shape)
         image = resize(image.astype(np.float32), shape, order=1, anti_aliasing=True, preserve_range=True)
         labels = resize(labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(np.int32)
     rgb = render_overlay(image, labels, draw_ids=False)
     buffer = io.BytesIO()
     PILImage.fromarray(rgb).save(buffer, format="JPEG", quality=quality, subsampling=0, optimize=True)
     return buffer.getvalue()
+
+
+def thumbnail_width_for(n_images: int) -> int:
+    """Thumbnail width for a run of ``n_images``: full size up to 200 images, then smaller.
+
+    Beyond 200 images the width shrinks as ``256 * sqrt(200 / n_images)`` (so the thumbnails'
+    total area stays that of 200 full-size ones), down to 128 pixels: a 500-image run of 1024 x 1024
+    TEM images gets 161-pixel thumbnails, about 5 MB of report.
+
+    Examples
+    --------
+    >>> thumbnail_width_for(10), thumbnail_width_for(500), thumbnail_width_for(100_000)
+    (256, 161, 128)
+    """
+    if n_images <= _FULL_SIZE_IMAGES:
+        return THUMBNAIL_WIDTH
+    return max(_MIN_THUMBNAIL_WIDTH, int(THUMBNAIL_WIDTH * math.sqrt(_FULL_SIZE_IMAGES / n_images)))
 
 
 def write_report(
@@ -179,6 +212,83 @@ def write_report(
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def describe_model(model: SegmentationModel | str) -> dict[str, Any]:
+    """Rows of the report's "Model" table: name, folder, architecture, pixel size, normalisation...
+
+    Parameters
+    ----------
+    model : SegmentationModel or "classical"
+
+    Returns
+    -------
+    dict
+        Row name -> value, for ``write_report(model_description=...)``.
+    """
+    from evseg.models.store import SegmentationModel
+
+    if not isinstance(model, SegmentationModel):
+        return {"name": f"{model} (no learning)",
+                "method": "edge detection, hole filling, splitting of touching objects, size filter "
+                          "(evseg.baselines.classical)"}
+    config = model.config
+    return {
+        "name": model.name,
+        "folder": str(model.path) if model.path is not None else "(in memory, not saved)",
+        "architecture": config.get("arch"),
+        "architecture settings": dict(config.get("arch_kwargs", {})),
+        "model pixel size (nm)": model.pixel_size_nm if model.pixel_size_nm is not None else "none (pixels)",
+        "output channels": ", ".join(model.outputs),
+        "normalisation": dict(model.normalization),
+        "written by evseg": config.get("evseg_version"),
+        "validation scores": dict(config.get("validation") or {}) or None,
+    }
+
+
+def describe_parameters(
+    model: SegmentationModel | str, *, options: PredictOptions, pixel_size_nm: float | None, workers: int | str
+) -> dict[str, Any]:
+    """Rows of the report's "Parameters" table: post-processing in force, pixel size, tiling, workers.
+
+    Parameters
+    ----------
+    model : SegmentationModel or "classical"
+    options : PredictOptions
+        The options of the run (their ``None`` post-processing fields take the model's values).
+    pixel_size_nm : float or None
+        The pixel size given for all images (``None``: each file's own).
+    workers : int or str
+        Number of local processes, or a description of the cluster.
+
+    Returns
+    -------
+    dict
+        Row name -> value, for ``write_report(parameters=...)``; sizes in nm, or px for a model
+        that works in pixels.
+    """
+    from evseg.models.store import SegmentationModel
+    from evseg.predict.pipeline import postprocessing_parameters
+
+    params = postprocessing_parameters(model, options)
+    if not isinstance(model, SegmentationModel):  # the classical baseline uses only the minimum diameter
+        return {"pixel size (nm)": pixel_size_nm if pixel_size_nm is not None else "from each file",
+                "min diameter (nm)": params["min_diameter_nm"], "workers": workers}
+    in_pixels = model.pixel_size_nm is None
+    rows: dict[str, Any] = {
+        "pixel size (nm)": pixel_size_nm if pixel_size_nm is not None else "from each file",
+        "threshold": params["threshold"],
+        "split method": params["split_method"],
+    }
+    if in_pixels:
+        rows["min diameter (px)"] = params["min_diameter_px"]
+        rows["max hole area (px)"] = params["max_hole_area_px"]
+    else:
+        rows["min diameter (nm)"] = params["min_diameter_nm"]
+        rows["max hole area (nm\u00b2)"] = params["max_hole_area_nm2"]
+    rows.update({"tile size (px)": options.tile_size, "tile overlap (px)": options.overlap,
+                 "precision": options.precision, "workers": workers})
+    return rows
 
 
 def _e(value: Any) -> str:
@@ -293,7 +403,7 @@ def _images_section(outcomes: Sequence[ImageOutcome], out: Path) -> str:
     for o in outcomes:
         name = o.path.name
         if o.error is not None:
-            rows.append(f'<tr><td></td><td>{_e(name)}</td><td colspan="6" class="error">failed: '
+            rows.append(f'<tr><td></td><td>{_e(name)}</td><td colspan="5" class="error">failed: '
                         f"{_e(_first_line(o.error))}</td></tr>")
             continue
         thumb = ""
@@ -304,16 +414,17 @@ def _images_section(outcomes: Sequence[ImageOutcome], out: Path) -> str:
             thumb = f'<a href="{_e(overlay.name)}">{img}</a>' if overlay.is_file() else img
         s = o.summary or {}
         unit = "nm" if math.isfinite(float(s.get("mean_diameter_nm", float("nan")))) else "px"
+        mean, sd, median = (s.get(f"{k}_diameter_{unit}") for k in ("mean", "sd", "median"))
+        spread = f" &plusmn; {_fmt(sd)}" if sd is not None and math.isfinite(float(sd)) else ""
+        diameter = f"{_fmt(mean)}{spread} {unit}" if mean is not None and math.isfinite(float(mean)) else _fmt(mean)
+        median_text = f"{_fmt(median)} {unit}" if median is not None and math.isfinite(float(median)) else _fmt(median)
         notes = "".join(f'<div class="warn">{_e(w)}</div>' for w in o.warnings)
         rows.append(
             f"<tr><td>{thumb}</td><td>{_e(name)}{notes}</td><td class=num>{_fmt(o.pixel_size_nm, 3)}</td>"
-            f"<td class=num>{_fmt(s.get('count'))}</td>"
-            f"<td class=num>{_fmt(s.get(f'mean_diameter_{unit}'))}</td>"
-            f"<td class=num>{_fmt(s.get(f'median_diameter_{unit}'))}</td>"
-            f"<td class=num>{_fmt(s.get(f'sd_diameter_{unit}'))} {unit}</td>"
-            f"<td class=num>{o.seconds:.1f}</td></tr>")
-    head = ("<tr><th>overlay</th><th>image</th><th>pixel size (nm)</th><th>objects</th><th>mean diameter</th>"
-            "<th>median diameter</th><th>SD diameter (unit)</th><th>time (s)</th></tr>")
+            f"<td class=num>{_fmt(s.get('count'))}</td><td class=num>{diameter}</td>"
+            f"<td class=num>{median_text}</td><td class=num>{o.seconds:.1f}</td></tr>")
+    head = ("<tr><th>overlay</th><th>image</th><th>pixel size (nm)</th><th>objects</th>"
+            "<th>diameter, mean &plusmn; SD</th><th>median diameter</th><th>time (s)</th></tr>")
     return f"<h2>Images</h2><table>{head}{''.join(rows)}</table>"
 
 
@@ -324,7 +435,8 @@ def _first_line(text: str) -> str:
 
 def _failed_section(failed: Sequence[ImageOutcome]) -> str:
     rows = "".join(f"<tr><td><code>{_e(o.path)}</code></td><td class=error>{_e(o.error)}</td></tr>" for o in failed)
-    return f'<h2 id="failed">Failed images ({len(failed)})</h2><table><tr><th>file</th><th>error</th></tr>{rows}</table>'
+    head = f'<h2 id="failed">Failed images ({len(failed)})</h2>'
+    return f"{head}<table><tr><th>file</th><th>error</th></tr>{rows}</table>"
 
 
 def _key_value_table(rows: Mapping[str, Any]) -> str:

@@ -18,6 +18,8 @@ LOSSES = ("bce", "dice", "bce_dice", "weighted_bce", "weighted_bce_dice")
 OUTPUTS = ("foreground", "foreground+boundary")
 SCHEDULES = ("plateau", "cosine", "none")
 SELECT_METRICS = ("jaccard", "f1")
+#: Fields that may be ``None``; TOML has no null, so the string "none" stands for it.
+_OPTIONAL_FIELDS = ("pixel_size_nm", "time_limit_min", "early_stopping_patience", "anisotropic_pool", "patch_size_z")
 SPLIT_CHOICES = ("auto", "radon", "watershed", "none")
 #: An axis is down-sampled at an encoder level only while its spacing is at most this many times the
 #: finest spacing at that level (see :func:`derive_anisotropic_pool`).
@@ -302,7 +304,8 @@ def read_config_toml(path: str | Path) -> TrainConfig:
         raise FileNotFoundError(f"Config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from exc
-    values = {k: (None if isinstance(v, str) and v.lower() == "none" else v) for k, v in values.items()}
+    values = {k: (None if k in _OPTIONAL_FIELDS and isinstance(v, str) and v.lower() == "none" else v)
+              for k, v in values.items()}
     return config_from_dict(values, source=str(path))
 
 

@@ -98,35 +98,62 @@ def _loss(config: TrainConfig, logits: torch.Tensor, target: torch.Tensor, weigh
 def validate(
     model: SegmentationModel, images: list[TrainingImage], *, precision: str = "fp32"
 ) -> dict[str, float]:
-    """Score ``model`` on whole validation images (on the model grid).
+    """Score ``model`` on whole validation images or volumes (on the model grid).
+
+    2D images go through :func:`evseg.predict.pipeline.network_probability` (512-pixel tiles),
+    volumes through :func:`evseg.predict.volume.volume_probability` (the model's 3D tile, overlap a
+    quarter of the tile); then both through ``probability_to_instances`` with the model's
+    post-processing (in 3D at the volume's voxel size where known).
 
     Returns
     -------
     dict
-        ``jaccard`` (pixel foreground Jaccard pooled over images), ``f1`` (F1 at IoU 0.5 of
+        ``jaccard`` (pixel/voxel foreground Jaccard pooled over images), ``f1`` (F1 at IoU 0.5 of
         the instances after the model's post-processing, pooled counts) and ``n_pred``.
     """
     from evseg.evaluate.metrics import match_instances
     from evseg.predict.pipeline import PredictOptions, network_probability, probability_to_instances
+    from evseg.predict.volume import volume_probability, volume_tile_shape
 
     options = PredictOptions(precision=precision, tile_size=512, overlap=64)
     params = model.postprocessing
+    if params["split_method"] == "radon" and any(item.image.ndim == 3 for item in images):
+        params["split_method"] = "watershed"  # Radon splitting is 2D only
     pixel_size = model.pixel_size_nm
     inter = union = tp = fp = fn = n_pred = 0
     model.network.eval()
     for item in images:
-        probability = network_probability(model, item.image, options=options)
+        if item.image.ndim == 3:
+            tile = volume_tile_shape(model, item.image.shape)
+            overlap = [t // 4 if t < s else 0 for t, s in zip(tile, item.image.shape, strict=True)]
+            probability = volume_probability(model, item.image, tile_shape=tile, overlap=overlap, precision=precision)
+            spacing = item.voxel_size_nm if pixel_size is not None and item.voxel_size_nm is not None else pixel_size
+        else:
+            probability = network_probability(model, item.image, options=options)
+            spacing = pixel_size
         mask = probability[0] > params["threshold"]
         truth = item.labels > 0
         inter += int(np.count_nonzero(mask & truth))
         union += int(np.count_nonzero(mask | truth))
-        pred = probability_to_instances(probability, params=params, pixel_size_nm=pixel_size)
+        pred = probability_to_instances(probability, params=params, pixel_size_nm=spacing)
         match = match_instances(item.labels, pred, iou_threshold=0.5)
         tp, fp, fn = tp + match.tp, fp + match.fp, fn + match.fn
         n_pred += int(match.n_pred)
     jaccard = inter / union if union else 1.0
     f1 = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
     return {"jaccard": float(jaccard), "f1": float(f1), "n_pred": float(n_pred)}
+
+
+def patch_shape(config: TrainConfig, images: list[TrainingImage]) -> tuple[int, ...]:
+    """Training patch shape: ``(P, P)`` in 2D; ``(Pz, P, P)`` in 3D with ``P = config.patch_size``.
+
+    ``Pz`` is ``config.patch_size_z``, else ``P`` but at most the depth of the thinnest volume
+    (volumes thinner than a patch would be padded).
+    """
+    if images[0].image.ndim == 2:
+        return (config.patch_size,) * 2
+    depth = config.patch_size_z or min(config.patch_size, min(item.image.shape[0] for item in images))
+    return (int(depth), config.patch_size, config.patch_size)
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
@@ -202,6 +229,13 @@ def train_model(
     precision = resolve_precision(config.precision)
     network = model.network
     spatial_dims = train_images[0].image.ndim
+    net_dims = getattr(network, "spatial_dims", spatial_dims)
+    if net_dims != spatial_dims or any(t.image.ndim != spatial_dims for t in [*train_images, *val_images]):
+        raise ValueError(
+            f"The network is {net_dims}D but the training/validation images are "
+            f"{sorted({t.image.ndim for t in [*train_images, *val_images]})}D; a 3D model needs (Z, Y, X) "
+            "volumes (spatial_dims=3), a 2D model 2D images."
+        )
     channels_last = spatial_dims == 2
     if channels_last:
         network = network.to(memory_format=torch.channels_last)
@@ -212,8 +246,12 @@ def train_model(
     model.config["train"] = config.to_dict()
     model.config["training_data"] = describe_training_images(train_images)
     model.config.setdefault("postprocessing", {}).update(
-        {"threshold": config.threshold, "split_method": config.split_method, "min_diameter_nm": config.min_diameter_nm}
+        {"threshold": config.threshold, "split_method": config.resolved_split_method,
+         "min_diameter_nm": config.min_diameter_nm}
     )
+    if spatial_dims == 3:
+        voxel = train_images[0].voxel_size_nm
+        model.config["voxel_size_nm"] = None if voxel is None else list(voxel)
     with atomic_path(out_dir / "train_config.toml") as tmp:
         tmp.write_text(config_to_toml(config))
 
@@ -237,7 +275,7 @@ def train_model(
     sampler = PatchSampler(
         [t.image for t in train_images],
         [t.labels for t in train_images],
-        (config.patch_size,) * spatial_dims,
+        patch_shape(config, train_images),
         foreground_bias=config.foreground_bias,
     )
     started = time.monotonic()

@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from evseg.data.pairs import FilePair, pair_by_stem, split_indices
 from evseg.io.atomic import atomic_path
 from evseg.models.store import SegmentationModel, create_model, load_model
@@ -47,6 +49,23 @@ def detect_model_pixel_size(pairs: list[FilePair], config: TrainConfig, pixel_si
             "and will not rescale images at prediction time.", pairs[0].image_path.name)
         return None
     return config.pixel_size_nm
+
+
+def detect_grid_voxel_size(
+    pairs: list[FilePair], model_pixel_size_nm: float | None, pixel_size_nm: float | None
+) -> tuple[float, ...] | None:
+    """``(z, y, x)`` voxel size (nm) of the first training volume on the model grid, ``None`` if unknown.
+
+    The model grid keeps the file's Z spacing and has ``model_pixel_size_nm`` in-plane (or the
+    file's in-plane size for a model that works in pixels).
+    """
+    from evseg.io.readers import read_image
+
+    image = read_image(pairs[0].image_path, pixel_size_nm=pixel_size_nm)
+    voxel = image.voxel_size_nm
+    if image.data.ndim != 3 or voxel is None:
+        return None
+    return voxel if model_pixel_size_nm is None else (voxel[0], model_pixel_size_nm, model_pixel_size_nm)
 
 
 def train_from_folders(
@@ -96,13 +115,26 @@ def train_from_folders(
     model_px = detect_model_pixel_size(pairs, config, pixel_size_nm)
     if init is not None:
         base = load_model(init)
+        base_dims = int(base.config.get("arch_kwargs", {}).get("spatial_dims", 2))
+        if base_dims != config.spatial_dims:
+            raise ValueError(f"--init model {init} is {base_dims}D but spatial_dims is {config.spatial_dims}.")
         model = SegmentationModel(network=base.network, config=dict(base.config))
         model.config["pixel_size_nm"] = model_px
         model.config["init"] = str(init)
     else:
         outputs = ("foreground", "boundary") if config.outputs == "foreground+boundary" else ("foreground",)
-        model = create_model(config.arch, config.arch_kwargs, pixel_size_nm=model_px, outputs=outputs)
-    load = {"model_pixel_size_nm": model_px, "pixel_size_nm": pixel_size_nm, "normalization": model.normalization}
+        voxel = None
+        if config.spatial_dims == 3 and config.anisotropic_pool == "auto":
+            voxel = detect_grid_voxel_size(pairs, model_px, pixel_size_nm)
+            if voxel is None:
+                logger.info("no z spacing in %s: 3D pooling assumes isotropic voxels "
+                            "(give --anisotropic-pool for anisotropic stacks)", pairs[0].image_path.name)
+        kwargs = config.network_kwargs(voxel)
+        torch.manual_seed(config.seed)  # the initial weights depend on the seed only
+        model = create_model(config.arch, kwargs, pixel_size_nm=model_px, outputs=outputs)
+        logger.info("network %s %s", config.arch, kwargs)
+    load = {"model_pixel_size_nm": model_px, "pixel_size_nm": pixel_size_nm, "normalization": model.normalization,
+            "spatial_dims": config.spatial_dims}
     train_images = load_training_images(split["train"], **load)
     val_images = load_training_images(split["val"], **load)
     out_dir.mkdir(parents=True, exist_ok=True)
