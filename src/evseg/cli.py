@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evseg: interrupted", file=sys.stderr)
         return 130
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+    except (OSError, ValueError, TypeError, RuntimeError, ImportError) as exc:
         print(f"evseg: error: {exc}", file=sys.stderr)
         return 1
 

@@ -115,7 +115,7 @@ def validate(
     from evseg.predict.pipeline import PredictOptions, network_probability, probability_to_instances
     from evseg.predict.volume import volume_probability, volume_tile_shape
 
-    options = PredictOptions(precision=precision, tile_size=512, overlap=64)
+    options = PredictOptions(precision=precision, tile_size=512, overlap=64, backend="torch")  # new weights each epoch
     params = model.postprocessing
     if params["split_method"] == "radon" and any(item.image.ndim == 3 for item in images):
         params["split_method"] = "watershed"  # Radon splitting is 2D only
