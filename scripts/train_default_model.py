@@ -24,10 +24,11 @@ import numpy as np
 from evseg.data.normalize import normalize_image
 from evseg.data.pairs import pair_by_stem, split_indices
 from evseg.data.synthetic import synthetic_tem_dataset
-from evseg.models.store import create_model, load_model
+from evseg.models.store import create_model, load_model, save_model
 from evseg.train.config import TrainConfig
 from evseg.train.data import TrainingImage, load_training_images
 from evseg.train.loop import train_model
+from evseg.train.tune import tune_threshold
 
 NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
 
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--emps", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/emps")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     parser.add_argument("--n-synthetic", type=int, default=240)
+    parser.add_argument("--n-train-emps", type=int, default=400, help="at most this many EMPS training images")
+    parser.add_argument("--steps-per-epoch", type=int, default=200)
     parser.add_argument("--n-val-synthetic", type=int, default=12, help="synthetic validation images")
     parser.add_argument("--n-val-emps", type=int, default=24, help="EMPS validation images (validation costs time)")
     parser.add_argument("--base-filters", type=int, default=16)
@@ -61,7 +64,7 @@ def main() -> None:
         pairs = pair_by_stem(args.emps / "images", args.emps / "labels")
         tr, va, _ = split_indices(len(pairs), val_fraction=0.15, rng=args.seed)
         load = {"model_pixel_size_nm": None, "normalization": NORMALIZATION}
-        train += load_training_images([pairs[i] for i in tr], **load)
+        train += load_training_images([pairs[i] for i in tr[: args.n_train_emps]], **load)
         val += load_training_images([pairs[i] for i in va[: args.n_val_emps]], **load)
     else:
         logging.warning("EMPS not found at %s: training on synthetic images only", args.emps)
@@ -69,7 +72,7 @@ def main() -> None:
     config = TrainConfig(
         arch="frunet", arch_kwargs={"base_filters": args.base_filters, "max_filters": 256, "depth": 4, "dropout": 0.1,
                                      "upsample": "transpose"},
-        outputs=args.outputs, epochs=1000, steps_per_epoch=100, patch_size=256, batch_size=8, learning_rate=args.learning_rate,
+        outputs=args.outputs, epochs=1000, steps_per_epoch=args.steps_per_epoch, patch_size=256, batch_size=8, learning_rate=args.learning_rate,
         lr_schedule="plateau", loss="bce_dice", augment="full", pixel_size_nm=1.56, seed=args.seed,
         time_limit_min=args.minutes, early_stopping_patience=None, select_metric="f1", split_method="radon",
     )
@@ -85,6 +88,12 @@ def main() -> None:
     )
     result = train_model(model, train, val, config, args.out, progress=False)
     print(f"best epoch {result.best_epoch}/{result.epochs_run}: {result.best_metrics} ({result.stop_reason})")
+    best = load_model(args.out)
+    threshold, scores = tune_threshold(best, val)
+    best.config["postprocessing"]["threshold"] = threshold
+    best.config["validation"]["f1_by_threshold"] = scores
+    save_model(best, args.out)
+    print(f"threshold tuned on the validation images: {threshold} (F1 by threshold: {scores})")
 
 
 if __name__ == "__main__":

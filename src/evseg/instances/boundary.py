@@ -13,14 +13,16 @@ def boundary_seeded_watershed(
     *,
     threshold: float = 0.5,
     boundary_threshold: float = 0.5,
-    min_seed_area_px: int = 4,
+    min_seed_area_px: float = 4,
 ) -> np.ndarray:
     """Label objects using a foreground map and a boundary map predicted by the network.
 
+    The object mask is ``(foreground > threshold) | (boundary >= boundary_threshold)`` with its holes
+    filled (a vesicle whose interior is uncertain but whose rim is predicted still counts whole).
     Seeds are the connected components of ``(foreground > threshold) & (boundary < boundary_threshold)``
-    (object interiors cut apart by the predicted boundaries); every foreground pixel is then assigned
-    to a seed by a watershed on the boundary map, restricted to the foreground mask. Foreground
-    components without any seed keep one label of their own.
+    (object interiors cut apart by the predicted boundaries) of at least ``min_seed_area_px`` pixels;
+    every mask pixel is then assigned to a seed by a watershed on the boundary map. Mask components
+    without any seed keep one label of their own.
 
     Parameters
     ----------
@@ -30,7 +32,7 @@ def boundary_seeded_watershed(
         Foreground probability threshold.
     boundary_threshold : float
         Pixels with a boundary probability at or above this are not seeds.
-    min_seed_area_px : int
+    min_seed_area_px : float
         Seeds smaller than this (pixels) are ignored (noise).
 
     Returns
@@ -42,8 +44,9 @@ def boundary_seeded_watershed(
         raise ValueError(
             f"`foreground` (shape {foreground.shape}) and `boundary` (shape {boundary.shape}) differ."
         )
-    mask = foreground > threshold
-    seeds, n_seeds = ndi.label(mask & (boundary < boundary_threshold))
+    inside = foreground > threshold
+    mask = ndi.binary_fill_holes(inside | (boundary >= boundary_threshold))
+    seeds, n_seeds = ndi.label(inside & (boundary < boundary_threshold))
     if n_seeds:
         sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
         small = sizes < min_seed_area_px

@@ -233,7 +233,8 @@ def probability_to_instances(
             max_hole_px = _hole_volume(float(params["max_hole_area_nm2"])) / step**3
     if probability.shape[0] > 1:
         labels = boundary_seeded_watershed(
-            probability[0], probability[1], threshold=float(params["threshold"])
+            probability[0], probability[1], threshold=float(params["threshold"]),
+            min_seed_area_px=max(4.0, 0.1 * np.pi * (min_diameter_px / 2) ** 2),
         )
         if split_method != "none":
             labels = split_instances(labels, method=split_method)
