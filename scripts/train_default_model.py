@@ -72,7 +72,8 @@ def main() -> None:
     config = TrainConfig(
         arch="frunet", arch_kwargs={"base_filters": args.base_filters, "max_filters": 256, "depth": 4, "dropout": 0.1,
                                      "upsample": "transpose"},
-        outputs=args.outputs, epochs=1000, steps_per_epoch=args.steps_per_epoch, patch_size=256, batch_size=8, learning_rate=args.learning_rate,
+        outputs=args.outputs, epochs=1000, steps_per_epoch=args.steps_per_epoch, patch_size=256, batch_size=8,
+        learning_rate=args.learning_rate,
         lr_schedule="plateau", loss="bce_dice", augment="full", pixel_size_nm=1.56, seed=args.seed,
         time_limit_min=args.minutes, early_stopping_patience=None, select_metric="f1", split_method="radon",
     )

@@ -73,7 +73,11 @@ def test_description_states_units_processing_halo_and_citations(tiny_model, rdf)
     (inp,), (out,) = rdf["inputs"], rdf["outputs"]
     spatial_in = [a for a in inp["axes"] if a["type"] == "space"]
     assert [a["id"] for a in spatial_in] == ["y", "x"]
-    assert all(a["unit"] == "nanometer" and a["scale"] == 1.56 for a in spatial_in)
+    assert all(a["unit"] == "nanometer" and a["scale"] == pytest.approx(1.56, rel=1e-7) for a in spatial_in)
+    # bioimage.io computes output sizes as int(size * scale / scale): exact for every size here
+    # (with scale 1.56 itself, 96 would give 95)
+    scale = spatial_in[0]["scale"]
+    assert all(int(n * scale / scale) == n for n in range(1, 20000))
     assert all(a["size"]["step"] == 4 for a in spatial_in)  # depth 2: multiples of 4
     scale_range = next(p for p in inp["preprocessing"] if p["id"] == "scale_range")
     assert scale_range["kwargs"]["min_percentile"] == 1.0

@@ -17,7 +17,7 @@ from evseg.predict.backends import (
     weights_sha256,
 )
 from evseg.predict.pipeline import PredictOptions, segment_image
-from evseg.predict.tiling import tiled_predict, torch_predictor
+from evseg.predict.tiling import bf16_supported, tiled_predict, torch_predictor
 
 HAS_ONNX = "onnx" in available_backends()
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason='needs pip install "evseg[onnx]"')
@@ -45,6 +45,8 @@ def test_backend_names_and_auto_resolution():
     assert resolve_backend("torch", precision="bf16") == "torch"
     assert resolve_backend("auto", precision="bf16") == "torch"  # bf16 exists in PyTorch only
     assert resolve_backend("auto", precision="fp32") == ("onnx" if HAS_ONNX else "torch")
+    # precision "auto" is bf16 on CPUs with native bf16 (PyTorch), else fp32 (ONNX Runtime if installed)
+    assert resolve_backend("auto", precision="auto") == ("onnx" if HAS_ONNX and not bf16_supported() else "torch")
     with pytest.raises(ValueError, match="Did you mean 'onnx'"):
         resolve_backend("onx")
     with pytest.raises(ValueError, match="Did you mean 'onnx'"):

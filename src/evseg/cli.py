@@ -56,7 +56,8 @@ def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="network precision (auto: bf16 where the CPU supports it)")
     g.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
-                   help="network runtime (auto: ONNX Runtime when evseg[onnx] is installed, unless --precision bf16)")
+                   help="network runtime (auto: ONNX Runtime when evseg[onnx] is installed and the network runs "
+                   "in fp32, i.e. --precision fp32 or a CPU without native bf16; else PyTorch)")
     g = p.add_argument_group("outputs")
     g.add_argument("--no-overlay", action="store_true", help="do not write <stem>_overlay.png")
     g.add_argument("--no-prob", action="store_true", help="do not write <stem>_prob.tif")

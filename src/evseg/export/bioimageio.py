@@ -181,7 +181,10 @@ def export_bioimageio(
     _check_destination(path, zipped=zipped)
     network = model.network.eval()
     if network.spatial_dims != 2:
-        raise ValueError("bioimage.io export supports 2D models only (this model is 3D).")
+        raise ValueError(
+            "bioimage.io export supports 2D models only (this model is 3D); export it with format 'onnx' or "
+            "'torchscript' instead."
+        )
     divisor = tuple(int(d) for d in network.required_divisor)
     halos = _halos(network, halo)
     min_sizes = tuple(d * math.ceil((2 * h + d) / d) for d, h in zip(divisor, halos, strict=True))
@@ -359,10 +362,16 @@ def _readme(model: SegmentationModel, formats: tuple[str, ...]) -> str:
     norm = model.normalization
     post = model.postprocessing
     n_params = sum(p.numel() for p in network.parameters())
+    instances = (
+        "watershed from seeds where the foreground is high and the boundary low"
+        if len(model.outputs) > 1
+        else "threshold, holes filled"
+    )
     arch_kwargs = json.dumps(model.config.get("arch_kwargs", {}))
     validation = model.config.get("validation")
     if validation:
-        scores = "\n".join(f"| {k} | {v} |" for k, v in validation.items() if not isinstance(v, (dict, list)))
+        scores = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                           for k, v in validation.items() if not isinstance(v, (dict, list)))
         validation_text = (
             "Scores of this model on its validation images (chosen by image, never used for training), "
             "as recorded by `evseg train`:\n\n| metric | value |\n|---|---|\n" + scores
@@ -375,15 +384,15 @@ Exported by evseg {__version__} from the model `{model.name}`.
 
 ## What it does
 The network maps a transmission electron micrograph to per-pixel probabilities of
-{", ".join(f"`{o}`" for o in model.outputs)} (channel order). evseg turns the foreground probability into
-vesicle instances (threshold {post["threshold"]}, holes filled, objects smaller than
-{post["min_diameter_nm"]} nm in diameter dropped, touching vesicles split by the
-`{post["split_method"]}` method) and measures them; those steps are not part of this package.
+{", ".join(f"`{o}`" for o in model.outputs)} (channel order). evseg turns them into vesicle instances
+({instances}, threshold {post["threshold"]:g}, objects smaller than {post["min_diameter_nm"]:g} nm in
+diameter dropped, touching vesicles split by the `{post["split_method"]}` method) and measures them;
+those steps are not part of this package.
 
 ## Input
 - One grey channel, at **{grid}**: rescale images of another pixel size first.
-- Pre-processing (in the description): percentile scaling of each image, the
-  {norm.get("low", 1.0)}th percentile to 0 and the {norm.get("high", 99.8)}th to 1 (not clipped).
+- Pre-processing (in the description): percentile scaling of each image, percentile
+  {float(norm.get("low", 1.0)):g} to 0 and percentile {float(norm.get("high", 99.8)):g} to 1 (not clipped).
 - Height and width: multiples of {network.required_divisor[0]} pixels (the network down-samples
   {int(math.log2(network.required_divisor[0]))} times); process large images in tiles and crop the
   declared halo from each tile's output.
@@ -430,7 +439,7 @@ def _build_description(
     network = model.network
     arch = str(model.config.get("arch"))
     px = model.pixel_size_nm
-    space = {"unit": "nanometer", "scale": float(px)} if px is not None else {}
+    space = {"unit": "nanometer", "scale": _dyadic(px)} if px is not None else {}
     spatial = ("y", "x")
     input_id = bio.TensorId("raw")
     norm = model.normalization
@@ -524,6 +533,16 @@ def _build_description(
         version=bio.Version("0.1.0"),
         config={"evseg": {"evseg_version": __version__, **_json_safe(model.config)}},
     )
+
+
+def _dyadic(pixel_size_nm: float) -> float:
+    """``pixel_size_nm`` rounded to a multiple of 2**-24 nm (a relative change below 1e-7).
+
+    bioimage.io tools compute an output axis size as ``int(size * ref_scale / scale)``, which for
+    a scale such as 1.56 gives 95 for 96 (``96 * 1.56 / 1.56 == 95.99999999999999``). With a scale of
+    few significant bits that product and quotient are exact for any axis size below 2**28.
+    """
+    return round(float(pixel_size_nm) * 2**24) / 2**24
 
 
 def _identifier(text: str) -> str:

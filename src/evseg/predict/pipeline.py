@@ -50,7 +50,8 @@ class PredictOptions:
         ``tile_shape_3d`` config entry, else ``(32, 128, 128)`` (see :mod:`evseg.predict.volume`).
     backend : {"auto", "torch", "onnx"}
         Runtime of the network (see :func:`evseg.predict.backends.resolve_backend`): ``auto`` uses
-        ONNX Runtime (fp32) when ``evseg[onnx]`` is installed and ``precision`` is not ``"bf16"``.
+        ONNX Runtime when ``evseg[onnx]`` is installed and the network runs in fp32 (``precision``
+        ``"fp32"``, or ``"auto"`` on a CPU without native bf16), else PyTorch.
     """
 
     tile_size: int = 512
