@@ -97,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
              for name, (v, lab) in blocks.items()}
 
     config = TrainConfig(
-        arch="frunet", arch_kwargs={"base_filters": 16, "depth": 3}, spatial_dims=3, anisotropic_pool="auto",
+        arch="frunet", arch_kwargs={"base_filters": 8, "depth": 3}, spatial_dims=3, anisotropic_pool="auto",
         outputs="foreground+boundary", epochs=1000, steps_per_epoch=20, patch_size=32, patch_size_z=16,
-        batch_size=4, learning_rate=1e-3, lr_schedule="plateau", loss="bce_dice", augment="full",
+        batch_size=4, learning_rate=5e-4, lr_schedule="plateau", loss="bce_dice", augment="full",
         seed=args.seed, pixel_size_nm=None, time_limit_min=args.minutes, early_stopping_patience=None,
-        select_metric="f1", split_method="auto",
+        select_metric="f1", split_method="auto", precision="fp32",  # bf16 overflowed (inf gradients) in 3D
     )
     torch.manual_seed(args.seed)
     model = create_model(config.arch, config.network_kwargs(None), pixel_size_nm=None,
@@ -148,7 +148,7 @@ training; the "interior" rows drop, from truth and prediction, every object touc
 
 **Model**: 3D FRU-Net, depth {config.arch_kwargs['depth']}, base filters {config.arch_kwargs['base_filters']}
 ({n_params:,} parameters), outputs foreground + boundary, patches {16}×{32}×{32}, batch {config.batch_size},
-Adam {config.learning_rate:g}, BCE+Dice, 3D augmentation "full"; checkpoint chosen by validation F1@0.5.
+Adam {config.learning_rate:g}, fp32, BCE+Dice, 3D augmentation "full"; checkpoint chosen by validation F1@0.5.
 Trained {train_minutes:.1f} min ({result.epochs_run} epochs × {config.steps_per_epoch} steps, stopped by
 {result.stop_reason}); best epoch {result.best_epoch}: val F1 {result.best_metrics.get('f1', float('nan')):.3f},
 val Jaccard {result.best_metrics.get('jaccard', float('nan')):.3f}; last train loss

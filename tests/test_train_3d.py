@@ -162,3 +162,13 @@ def test_cli_trains_and_predicts_a_3d_model(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "flat.tif"), "--out", str(tmp_path / "p2"), "--model",
                  str(model_dir), "-q"]) == 1
     assert "given to a 3D model" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_training_with_a_clear_error(tmp_path, monkeypatch):
+    config = TrainConfig(spatial_dims=3, arch_kwargs={"base_filters": 2, "depth": 1}, epochs=2, steps_per_epoch=1,
+                         patch_size=16, patch_size_z=4, batch_size=1, precision="fp32", pixel_size_nm=None,
+                         augment="none")
+    model = create_model("frunet", config.network_kwargs(), pixel_size_nm=None)
+    monkeypatch.setattr(loop, "_loss", lambda *args: torch.tensor(float("nan")))
+    with pytest.raises(RuntimeError, match="training diverged.*precision 'fp32'"):
+        loop.train_model(model, _training_volumes(1), [], config, tmp_path, progress=False)

@@ -301,6 +301,11 @@ def train_model(
             with _autocast(precision):
                 logits = network(images)
             loss = _loss(config, logits, targets, weight)
+            if not torch.isfinite(loss):
+                raise RuntimeError(
+                    f"training diverged: the loss is {float(loss)} in epoch {epoch + 1}; the best model so far is "
+                    f"in {out_dir}. Lower the learning rate, or train with precision 'fp32' (bf16 can overflow)."
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
