@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(
         arch="frunet", arch_kwargs={"base_filters": 16, "depth": 4}, spatial_dims=3, anisotropic_pool="auto",
         outputs="foreground", epochs=1000, steps_per_epoch=20, patch_size=96, patch_size_z=8, batch_size=2,
-        learning_rate=1e-3, loss="bce_dice", augment="flips", seed=args.seed, pixel_size_nm=None,
+        learning_rate=5e-4, loss="bce_dice", augment="flips", seed=args.seed, pixel_size_nm=None,
         time_limit_min=args.minutes, early_stopping_patience=None, select_metric="jaccard", split_method="none",
     )
     kwargs = config.network_kwargs(VOXEL_NM)

@@ -186,3 +186,12 @@ def test_summarize_measurements() -> None:
     assert one["count"] == 1 and np.isnan(one["sd_diameter_nm"]) and one["mean_diameter_nm"] > 0
     with pytest.raises(ValueError, match="equivalent_diameter_nm"):
         summarize_measurements({"label": np.arange(3)}, image_name="bad")
+
+
+def test_tiny_3d_object_does_not_break_the_surface_measurement():
+    from evseg.measure import measure_instances_3d
+
+    labels = np.zeros((10, 10, 10), np.int32)
+    labels[4:6, 4, 4] = 1  # two voxels: fades below 0.5 when smoothed
+    table = measure_instances_3d(labels, voxel_size_nm=(1.0, 1.0, 1.0))
+    assert table["label"].tolist() == [1] and np.isfinite(table["surface_area_nm2"][0])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shlex
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger("evseg")
@@ -359,23 +361,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(quiet: bool, verbose: bool) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(quiet: bool, verbose: bool) -> Iterator[None]:
+    """Send evseg's log records to stderr as ``evseg: message`` while a command runs, then restore."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("evseg: %(message)s"))
     root = logging.getLogger("evseg")
+    saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``evseg`` command line; returns the exit status (0 = success)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.quiet, args.verbose)
     try:
-        with warnings.catch_warnings():
+        with _logging_to_stderr(args.quiet, args.verbose), warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             return int(args.run(args))

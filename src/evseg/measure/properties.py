@@ -288,6 +288,8 @@ def measure_instances_3d(
     for i, k in enumerate(label):
         crop = np.pad(labels[boxes[k - 1]] == k, 2).astype(np.float32)
         smooth = ndi.gaussian_filter(crop, _SURFACE_SMOOTHING_VOXELS)
+        if smooth.max() <= 0.5:  # a tiny object fades below the level when smoothed: use its voxels
+            smooth = crop
         verts, faces, _, _ = marching_cubes(smooth, level=0.5, spacing=spacing)
         surface[i] = mesh_surface_area(verts, faces)
     scale = np.nan if voxel is None else 1.0

@@ -156,6 +156,11 @@ def segment_file(
     from evseg.measure import measure_instances, summarize_measurements
 
     image = read_image(path, pixel_size_nm=pixel_size_nm)
+    from evseg.predict.volume import model_spatial_dims, predict_volume_file
+
+    if model_spatial_dims(model) == 3:
+        return predict_volume_file(model, image, out_dir, options=options, outputs=outputs,
+                                   thumbnail_width=thumbnail_width)
     if image.data.ndim != 2:
         raise ValueError(f"{path}: a {image.data.ndim}D stack (shape {image.data.shape}) was given to a 2D model.")
     result = segment_image(model, image.data, pixel_size_nm=image.pixel_size_nm, options=options, source=path.name)
@@ -280,13 +285,12 @@ def predict_files(
 def write_tables(out_dir: Path, outcomes: Sequence[ImageOutcome]) -> tuple[Path, Path]:
     """Write ``measurements.csv`` and ``summary.csv`` for the outcomes that succeeded, in their order."""
     from evseg.io import write_csv
-    from evseg.measure import MEASUREMENT_COLUMNS, SUMMARY_COLUMNS
+    from evseg.measure import SUMMARY_COLUMNS
+    from evseg.predict.volume import write_measurement_tables
 
     done = [o for o in outcomes if o.error is None]
-    columns = ("image", *MEASUREMENT_COLUMNS)
-    merged = {c: np.concatenate([np.asarray(o.table[c]) for o in done]) if done else np.zeros(0) for c in columns}
-    return (write_csv(out_dir / MEASUREMENTS_NAME, merged, columns=columns),
-            write_csv(out_dir / SUMMARY_NAME, [o.summary for o in done], columns=SUMMARY_COLUMNS))
+    paths = write_measurement_tables(out_dir, [o.table for o in done])
+    return paths[0], write_csv(out_dir / SUMMARY_NAME, [o.summary for o in done], columns=SUMMARY_COLUMNS)
 
 
 def resolve_workers(workers: int | None, n_images: int) -> int:
