@@ -117,7 +117,7 @@ def pair_label_files(
         )
     extra = sorted(set(pred_files) - used)
     if extra:
-        logger.info("Skipping %d file(s) in %s with no ground truth in %s (e.g. probability maps, "
+        logger.debug("Skipping %d file(s) in %s with no ground truth in %s (e.g. probability maps, "
                     "overlays): %s", len(extra), pred_dir, gt_dir, ", ".join(extra[:20]))
     return pairs
 
