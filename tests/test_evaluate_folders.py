@@ -40,7 +40,7 @@ def test_pair_with_labels_suffix_and_mixed_formats(tmp_path, caplog):
     gt, pred = tmp_path / "gt", tmp_path / "pred"
     touch(gt, "img1.tif", "img2.png", "b.tiff", "notes.txt")
     touch(pred, "img1_labels.tif", "img1_prob.tif", "img2.TIF", "b_labels.png", "b.tif", "extra.tif")
-    with caplog.at_level(logging.INFO, logger="evseg.evaluate.folders"):
+    with caplog.at_level(logging.DEBUG, logger="evseg.evaluate.folders"):
         pairs = pair_label_files(pred, gt)
     assert [(s, p.name, g.name) for s, p, g in pairs] == [
         ("b", "b_labels.png", "b.tiff"),  # the _labels file wins over b.tif
