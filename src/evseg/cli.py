@@ -36,6 +36,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_pair_folders(p: argparse.ArgumentParser) -> None:
+    """The --images/--labels pair shared by the commands that read annotated data."""
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--labels", required=True, type=Path, help="folder of masks or instance labels (same stems)")
+
+
 def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("predict", parents=[common], help="segment, count and measure objects in images",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -110,8 +116,7 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        description="Pair images and labels by file stem, split by image into train/validation "
                        "(and test) sets, train, and keep the best model by validation score in --out. "
                        "Flags override the values of --config.")
-    p.add_argument("--images", required=True, type=Path, help="folder of images")
-    p.add_argument("--labels", required=True, type=Path, help="folder of masks or instance labels (same stems)")
+    _add_pair_folders(p)
     p.add_argument("--out", required=True, type=Path, help="model folder to write")
     p.add_argument("--config", type=Path, default=None, help="TOML file of training settings")
     p.add_argument("--arch", choices=("frunet", "unet"), default=None, help="architecture [frunet]")
@@ -260,8 +265,7 @@ def _add_augment_preview(sub: argparse._SubParsersAction, common: argparse.Argum
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Write augment_preview.png: a grid of augmented image/label pairs with the label "
                        "outlines drawn over the images, so you can see what training sees.")
-    p.add_argument("--images", required=True, type=Path, help="folder of images")
-    p.add_argument("--labels", required=True, type=Path, help="folder of labels (same stems)")
+    _add_pair_folders(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--augment", default="full", choices=("none", "flips", "full"), help="augmentation preset")
     p.add_argument("--n-images", type=_positive_int, default=4, help="pairs shown")
@@ -286,8 +290,7 @@ def _add_compare(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
                        description="Split the pairs by image; train each learned method (frunet, unet) alike on "
                        "the train set; run every method on the test images; write comparison.md/.html/.csv, "
                        "per_image.csv, size_histograms.png, examples/ and models/ into --out.")
-    p.add_argument("--images", required=True, type=Path, help="folder of images")
-    p.add_argument("--labels", required=True, type=Path, help="folder of masks or instance labels (same stems)")
+    _add_pair_folders(p)
     p.add_argument("--models", required=True, nargs="+", metavar="METHOD",
                    help="frunet, unet (trained here), classical, a bundled model name (sev) or a model folder")
     p.add_argument("--out", type=Path, default=Path("compare_report"), help="report folder")
