@@ -24,11 +24,11 @@ import numpy as np
 from evseg.data.normalize import normalize_image
 from evseg.data.pairs import pair_by_stem, split_indices
 from evseg.data.synthetic import synthetic_tem_dataset
-from evseg.models.store import create_model, load_model, save_model
+from evseg.models.store import create_model, load_model
 from evseg.train.config import TrainConfig
 from evseg.train.data import TrainingImage, load_training_images
 from evseg.train.loop import train_model
-from evseg.train.tune import tune_threshold
+from evseg.train.run import tune_saved_model
 
 NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
 
@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", type=Path, default=None, help="continue from this model folder's weights")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--loss", default="weighted_bce_dice", help="training loss [weighted_bce_dice]")
+    parser.add_argument("--augment", default="full", choices=("none", "flips", "full"), help="augmentation [full]")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -74,7 +76,7 @@ def main() -> None:
                                      "upsample": "transpose"},
         outputs=args.outputs, epochs=1000, steps_per_epoch=args.steps_per_epoch, patch_size=256, batch_size=8,
         learning_rate=args.learning_rate,
-        lr_schedule="plateau", loss="bce_dice", augment="full", pixel_size_nm=1.56, seed=args.seed,
+        lr_schedule="plateau", loss=args.loss, augment=args.augment, pixel_size_nm=1.56, seed=args.seed,
         time_limit_min=args.minutes, early_stopping_patience=None, select_metric="f1", split_method="radon",
     )
     outputs = ("foreground", "boundary") if args.outputs == "foreground+boundary" else ("foreground",)
@@ -89,12 +91,8 @@ def main() -> None:
     )
     result = train_model(model, train, val, config, args.out, progress=False)
     print(f"best epoch {result.best_epoch}/{result.epochs_run}: {result.best_metrics} ({result.stop_reason})")
-    best = load_model(args.out)
-    threshold, scores = tune_threshold(best, val)
-    best.config["postprocessing"]["threshold"] = threshold
-    best.config["validation"]["f1_by_threshold"] = scores
-    save_model(best, args.out)
-    print(f"threshold tuned on the validation images: {threshold} (F1 by threshold: {scores})")
+    chosen = tune_saved_model(args.out, val)
+    print(f"post-processing tuned on the validation images: {chosen}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: the shared data folder (skip when absent) and seeded RNGs."""
+"""Shared pytest fixtures: the shared data folder (skip when absent), seeded RNGs, the PyTorch backend."""
 
 from __future__ import annotations
 
@@ -22,3 +22,12 @@ def shared_data() -> Path:
 def rng() -> np.random.Generator:
     """A seeded random generator, so that every test is reproducible."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def torch_backend_by_default(monkeypatch):
+    """Run ``backend="auto"`` on PyTorch in tests: tiny random models would each pay an ONNX export.
+
+    Tests of the backend choice itself delete ``EVSEG_BACKEND`` with ``monkeypatch.delenv``.
+    """
+    monkeypatch.setenv("EVSEG_BACKEND", "torch")

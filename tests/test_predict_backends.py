@@ -20,7 +20,9 @@ from evseg.predict.pipeline import PredictOptions, segment_image
 from evseg.predict.tiling import bf16_supported, tiled_predict, torch_predictor
 
 HAS_ONNX = "onnx" in available_backends()
+HAS_OPENVINO = "openvino" in available_backends()
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason='needs pip install "evseg[onnx]"')
+needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason='needs pip install "evseg[openvino]"')
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +41,24 @@ def _torch_fp32(model, batch):
         return torch.sigmoid(model.network.eval()(torch.from_numpy(batch))).numpy()
 
 
-def test_backend_names_and_auto_resolution():
-    assert BACKENDS == ("auto", "torch", "onnx")
+def test_backend_names_and_auto_resolution(monkeypatch):
+    monkeypatch.delenv("EVSEG_BACKEND")
+    assert BACKENDS == ("auto", "torch", "onnx", "openvino")
     assert available_backends()[0] == "torch"
     assert resolve_backend("torch", precision="bf16") == "torch"
-    assert resolve_backend("auto", precision="bf16") == "torch"  # bf16 exists in PyTorch only
-    assert resolve_backend("auto", precision="fp32") == ("onnx" if HAS_ONNX else "torch")
-    # precision "auto" is bf16 on CPUs with native bf16 (PyTorch), else fp32 (ONNX Runtime if installed)
-    assert resolve_backend("auto", precision="auto") == ("onnx" if HAS_ONNX and not bf16_supported() else "torch")
+    fast = "openvino" if HAS_OPENVINO else None
+    # OpenVINO when installed; else bf16 exists in PyTorch only, and fp32 goes to ONNX Runtime if installed
+    assert resolve_backend("auto", precision="bf16") == (fast or "torch")
+    assert resolve_backend("auto", precision="fp32") == (fast or ("onnx" if HAS_ONNX else "torch"))
+    assert resolve_backend("auto", precision="auto") == (
+        fast or ("onnx" if HAS_ONNX and not bf16_supported() else "torch")
+    )
+    monkeypatch.setenv("EVSEG_BACKEND", "torch")
+    assert resolve_backend("auto", precision="fp32") == "torch"
+    assert resolve_backend("onnx" if HAS_ONNX else "torch", precision="fp32") == ("onnx" if HAS_ONNX else "torch")
+    monkeypatch.setenv("EVSEG_BACKEND", "tourch")
+    with pytest.raises(ValueError, match="Did you mean 'torch'"):
+        resolve_backend("auto")
     with pytest.raises(ValueError, match="Did you mean 'onnx'"):
         resolve_backend("onx")
     with pytest.raises(ValueError, match="Did you mean 'onnx'"):
@@ -60,12 +72,16 @@ def test_onnx_backend_refuses_bf16():
         resolve_backend("onnx", precision="bf16")
 
 
-def test_missing_onnxruntime_gives_the_extra_or_falls_back(monkeypatch):
+def test_missing_runtimes_give_the_extra_or_fall_back(monkeypatch):
+    monkeypatch.delenv("EVSEG_BACKEND")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setitem(sys.modules, "openvino", None)
     assert available_backends() == ("torch",)
     assert resolve_backend("auto") == "torch"
     with pytest.raises(MissingExtraError, match=r'pip install "evseg\[onnx\]"'):
         resolve_backend("onnx")
+    with pytest.raises(MissingExtraError, match=r'pip install "evseg\[openvino\]"'):
+        resolve_backend("openvino")
 
 
 @needs_onnx
@@ -121,3 +137,22 @@ def test_onnx_export_is_cached_by_weights(tiny_model, cache_dir, monkeypatch):
     assert weights_sha256(other) != weights_sha256(tiny_model)
     with pytest.raises(AssertionError, match="exported again"):
         onnx_cache_path(other, cache_dir=cache_dir)  # new weights need a new export
+
+
+@needs_openvino
+@pytest.mark.parametrize("shape", [(2, 1, 32, 48), (1, 1, 30, 50)])
+def test_openvino_fp32_equals_torch_fp32_for_any_size(tiny_model, cache_dir, shape):
+    predictor = make_predictor(tiny_model, backend="openvino", precision="fp32", cache_dir=cache_dir)
+    batch = np.random.default_rng(5).normal(size=shape).astype(np.float32)
+    got = predictor(batch)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, _torch_fp32(tiny_model, batch), atol=1e-4, rtol=0)
+
+
+@needs_openvino
+@pytest.mark.skipif(not bf16_supported(), reason="the CPU has no native bf16")
+def test_openvino_bf16_is_close_to_fp32(tiny_model, cache_dir):
+    batch = np.random.default_rng(6).normal(size=(1, 1, 64, 64)).astype(np.float32)
+    got = make_predictor(tiny_model, backend="openvino", precision="bf16", cache_dir=cache_dir)(batch)
+    reference = _torch_fp32(tiny_model, batch)
+    assert 0 < np.abs(got - reference).max() < 0.05  # really bf16 (not equal), and close

@@ -61,7 +61,7 @@ def test_classical_finds_drawn_discs():
     assert result.pixel_size_nm == 2.0
 
 
-@pytest.mark.parametrize(("field", "value"), [("tile_size", 8), ("overlap", 600), ("threshold", 1.5),
+@pytest.mark.parametrize(("field", "value"), [("tile_size", 8), ("overlap", 2000), ("threshold", 1.5),
                                                ("precision", "fp16")])
 def test_bad_options(field, value):
     with pytest.raises(ValueError, match=field if field != "precision" else "precision"):

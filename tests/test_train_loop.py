@@ -107,3 +107,21 @@ def test_tiny_model_learns_discs(tmp_path):
     result = loop.train_model(model, data[:9], data[9:], config, tmp_path, progress=False)
     assert result.best_metrics["f1"] > 0.85
     assert result.best_metrics["jaccard"] > 0.8
+
+
+@pytest.mark.parametrize("balance", [False, True])
+def test_border_weights_balance_classes_only_when_asked(rng, balance):
+    from evseg.data.patches import PatchSampler
+
+    images = _discs(2, rng)
+    config = CONFIG.replace(loss="weighted_bce_dice", augment="none", border_class_balance=balance)
+    sampler = PatchSampler([t.image for t in images], [t.labels for t in images], (32, 32), foreground_bias=1.0)
+    _, targets, weight = loop._batch(sampler, np.random.default_rng(0), config)
+    foreground = targets[:, 0] > 0.5
+    assert foreground.any()
+    fg_weights = weight[:, 0][foreground]
+    if balance:  # w_c = 0.5 / foreground fraction > 1 on sparse discs
+        assert float(fg_weights.min()) > 1.0
+    else:  # objects get weight 1; only background gaps between objects get the border term
+        assert torch.all(fg_weights == 1.0)
+        assert float(weight[:, 0][~foreground].min()) == 1.0

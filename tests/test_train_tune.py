@@ -34,3 +34,35 @@ def test_threshold_that_separates_objects_from_clutter_is_chosen():
     best, scores = tune_threshold(model, [TrainingImage("a", probability, labels)], thresholds=(0.3, 0.5, 0.7))
     assert best == 0.5
     assert scores[0.5] == 1.0 and scores[0.3] < 1.0 and scores[0.7] == 0.0
+
+
+class _ForegroundAndNeck(torch.nn.Module):
+    """Foreground = the input; boundary = 0.6 where the input is 0.75 (the neck), else 0.05."""
+
+    required_divisor = (1, 1)
+    halo = (0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        boundary = torch.where((x - 0.75).abs() < 0.01, 0.6, 0.05)
+        return torch.logit(torch.cat([x.clamp(1e-4, 1 - 1e-4), boundary], dim=1))
+
+
+def test_boundary_threshold_that_cuts_the_neck_is_chosen():
+    from evseg.train.tune import tune_postprocessing
+
+    labels = np.zeros((64, 84), np.int32)
+    for k, centre in enumerate(((32, 30), (32, 52)), start=1):  # two touching discs
+        rr, cc = disk(centre, 12, shape=labels.shape)
+        labels[rr, cc] = k
+    image = np.where(labels > 0, 0.9, 0.1).astype(np.float32)
+    image[:, 40:43][labels[:, 40:43] > 0] = 0.75  # the neck: foreground, predicted as boundary
+    config = {"arch": "x", "arch_kwargs": {}, "pixel_size_nm": None, "outputs": ["foreground", "boundary"],
+              "postprocessing": {"split_method": "none", "min_diameter_px": 5.0}}
+    model = SegmentationModel(network=_ForegroundAndNeck(), config=config)
+    chosen, rows = tune_postprocessing(model, [TrainingImage("a", image, labels)], thresholds=(0.5, 0.95),
+                                       boundary_thresholds=(0.3, 0.5, 0.7))
+    f1 = {(r["threshold"], r["boundary_threshold"]): r["f1"] for r in rows}
+    assert chosen == {"threshold": 0.5, "boundary_threshold": 0.5}  # 0.3 ties with 0.5; 0.5 is closer to 0.5
+    assert f1[(0.5, 0.5)] == 1.0 and f1[(0.5, 0.7)] < 1.0  # 0.7 leaves the neck: one merged object
+    assert f1[(0.95, 0.5)] == 0.0  # nothing above 0.95
+    assert len(rows) == 4  # (0.5, 0.5) is evaluated once

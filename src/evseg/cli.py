@@ -59,13 +59,18 @@ def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     g.add_argument("--split", default=None, choices=("radon", "watershed", "none"),
                    help="how touching objects are separated")
     g = p.add_argument_group("speed")
-    g.add_argument("--tile-size", type=_positive_int, default=512, help="tile edge in pixels")
+    g.add_argument("--tile-size", type=_positive_int, default=1024,
+                   help="largest tile edge in pixels (tiles are balanced to cover the image with least overlap)")
     g.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="network precision (auto: bf16 where the CPU supports it)")
-    g.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
-                   help="network runtime (auto: ONNX Runtime when evseg[onnx] is installed and the network runs "
-                   "in fp32, i.e. --precision fp32 or a CPU without native bf16; else PyTorch)")
+    g.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "openvino"),
+                   help="network runtime (auto: OpenVINO when evseg[openvino] is installed; else ONNX Runtime when "
+                   "evseg[onnx] is installed and the network runs in fp32, i.e. --precision fp32 or a CPU without "
+                   "native bf16; else PyTorch; $EVSEG_BACKEND overrides auto)")
+    g.add_argument("--block-size", type=_positive_int, default=4096,
+                   help="images longer than this (pixels) are segmented in overlapping blocks of this size, "
+                   "which bounds memory on huge micrographs")
     g = p.add_argument_group("outputs")
     g.add_argument("--no-overlay", action="store_true", help="do not write <stem>_overlay.png")
     g.add_argument("--no-prob", action="store_true", help="do not write <stem>_prob.tif")
@@ -86,7 +91,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     options = PredictOptions(tile_size=args.tile_size, overlap=args.overlap, precision=args.precision,
                              backend=args.backend, threshold=args.threshold, min_diameter_nm=args.min_diameter,
-                             split_method=args.split, progress=not args.quiet)
+                             split_method=args.split, progress=not args.quiet, block_size=args.block_size)
     outputs = OutputOptions(probability=not args.no_prob, overlay=not args.no_overlay, rois=not args.no_rois)
     model = load_segmenter(args.model)
     command = " ".join(["evseg predict", *map(shlex.quote, args.inputs)] + [

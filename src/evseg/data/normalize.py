@@ -35,7 +35,12 @@ def percentile_range(image: np.ndarray, *, low: float = 1.0, high: float = 99.8)
 
 
 def percentile_normalize(
-    image: np.ndarray, *, low: float = 1.0, high: float = 99.8, eps: float = 1e-6
+    image: np.ndarray,
+    *,
+    low: float = 1.0,
+    high: float = 99.8,
+    eps: float = 1e-6,
+    intensity_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Scale ``image`` so that its ``low`` percentile maps to 0 and its ``high`` percentile to 1.
 
@@ -50,6 +55,9 @@ def percentile_normalize(
         Percentiles (0–100).
     eps : float
         Added to the denominator so a constant image gives zeros instead of NaN.
+    intensity_range : (float, float), optional
+        The two percentile values, computed beforehand (e.g. on the whole of a huge image that
+        is then normalised block by block, so that every block gets the same scaling).
 
     Returns
     -------
@@ -64,14 +72,16 @@ def percentile_normalize(
     (0.0, 1.0)
     """
     arr = check_image(image, ndim=(2, 3))
-    lo, hi = percentile_range(arr, low=low, high=high)
+    lo, hi = percentile_range(arr, low=low, high=high) if intensity_range is None else intensity_range
     out = arr.astype(np.float32, copy=True)
     out -= np.float32(lo)
     out *= np.float32(1.0 / (hi - lo + eps))
     return out
 
 
-def normalize_image(image: np.ndarray, spec: dict) -> np.ndarray:
+def normalize_image(
+    image: np.ndarray, spec: dict, *, intensity_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Apply the normalisation described by ``spec`` (as stored in a model's ``config.json``).
 
     Parameters
@@ -80,6 +90,8 @@ def normalize_image(image: np.ndarray, spec: dict) -> np.ndarray:
         Image ``(Y, X)`` or ``(Z, Y, X)``.
     spec : dict
         ``{"method": "percentile", "low": 1.0, "high": 99.8}``.
+    intensity_range : (float, float), optional
+        Percentile values computed beforehand (see :func:`percentile_normalize`).
 
     Returns
     -------
@@ -88,4 +100,5 @@ def normalize_image(image: np.ndarray, spec: dict) -> np.ndarray:
     method = spec.get("method", "percentile")
     if method != "percentile":
         raise ValueError(f"Unknown normalization method {method!r}; only 'percentile' is supported.")
-    return percentile_normalize(image, low=float(spec.get("low", 1.0)), high=float(spec.get("high", 99.8)))
+    return percentile_normalize(image, low=float(spec.get("low", 1.0)), high=float(spec.get("high", 99.8)),
+                                intensity_range=intensity_range)

@@ -29,6 +29,7 @@ BUNDLED_MODELS = ("sev",)
 #: Post-processing defaults used when a model folder does not say otherwise.
 DEFAULT_POSTPROCESSING: dict[str, Any] = {
     "threshold": 0.5,
+    "boundary_threshold": 0.5,
     "min_diameter_nm": 30.0,
     "max_hole_area_nm2": 2000.0,
     "split_method": "radon",

@@ -1,4 +1,4 @@
-"""Choose the runtime of a model's network (eager PyTorch or ONNX Runtime) and build its predictor callable."""
+"""Choose the runtime of a model's network (eager PyTorch, ONNX Runtime or OpenVINO) and build its predictor."""
 
 from __future__ import annotations
 
@@ -24,18 +24,24 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKENDS",
+    "BACKEND_ENV_VAR",
     "available_backends",
     "make_predictor",
     "onnx_cache_path",
     "onnx_predictor",
+    "openvino_predictor",
     "resolve_backend",
     "weights_sha256",
 ]
 
 #: Names accepted by ``backend=``; ``"auto"`` resolves to one of the others (see :func:`resolve_backend`).
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+#: Environment variable that overrides what ``backend="auto"`` resolves to.
+BACKEND_ENV_VAR = "EVSEG_BACKEND"
 #: Modules the ONNX Runtime backend needs (export + runtime), installed by ``pip install "evseg[onnx]"``.
 _ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")
+#: Modules the OpenVINO backend needs (ONNX export + runtime), installed by ``pip install "evseg[openvino]"``.
+_OPENVINO_MODULES = ("onnx", "onnxscript", "openvino")
 #: Metadata key of a cached ONNX file: the cache key it was exported for.
 _CACHE_KEY = "evseg_cache_key"
 
@@ -43,63 +49,83 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 def available_backends() -> tuple[str, ...]:
-    """The concrete backends usable here: ``"torch"`` always, ``"onnx"`` when its extra is installed.
+    """The concrete backends usable here: ``"torch"`` always, ``"onnx"`` and ``"openvino"`` when their extras are.
 
     Returns
     -------
     tuple of str
-        E.g. ``("torch", "onnx")``.
+        E.g. ``("torch", "onnx", "openvino")``.
     """
     from evseg.export._common import modules_installed
 
-    return ("torch", "onnx") if modules_installed(*_ONNX_MODULES) else ("torch",)
+    found = ["torch"]
+    if modules_installed(*_ONNX_MODULES):
+        found.append("onnx")
+    if modules_installed(*_OPENVINO_MODULES):
+        found.append("openvino")
+    return tuple(found)
 
 
 def resolve_backend(backend: str = "auto", *, precision: str = "auto") -> str:
-    """Turn ``backend`` into ``"torch"`` or ``"onnx"``.
+    """Turn ``backend`` into ``"torch"``, ``"onnx"`` or ``"openvino"``.
 
-    ``"auto"`` uses ONNX Runtime when it is installed and the network is to run in fp32
-    (``precision="fp32"``, or ``"auto"`` on a CPU without native bf16), and PyTorch otherwise
-    (``"bf16"``, or ``"auto"`` where bf16 is native). Measured on a 2-core Zen 4 CPU (AVX-512 with
-    native bf16), FRU-Nets in 512-pixel tiles, 2 threads: ONNX Runtime fp32 is 1.5–1.6× faster than
-    PyTorch fp32 (channels-last) and equal to it within 4e-6, while against PyTorch bf16 autocast it
-    is a wash (14 % faster with 16 base filters, 8 % slower with 32) that would not repay the
-    first-use export of 10–15 s; bf16 differs from fp32 by up to 0.02 in probability.
+    ``"auto"`` picks the fastest runtime installed: OpenVINO (``evseg[openvino]``; bf16 or fp32 as
+    ``precision`` says), else ONNX Runtime when the network is to run in fp32 (``precision="fp32"``,
+    or ``"auto"`` on a CPU without native bf16), else PyTorch. Measured on a 2-core Zen 4 CPU (AVX-512
+    with native bf16), 2048² image, FRU-Net base 16 (``benchmarks/results/speed.md``): OpenVINO fuses
+    batch norm and activations into the convolutions and is 2–3× faster than eager PyTorch bf16;
+    ONNX Runtime fp32 is 1.5–1.6× faster than PyTorch fp32 and equal to it within 4e-6, but against
+    PyTorch bf16 autocast it is a wash that would not repay the first-use export of 10–15 s. bf16
+    (either runtime) differs from fp32 by up to ~0.03 in probability at a few pixels on object
+    borders (99.9 % of pixels within 0.01). The environment variable ``EVSEG_BACKEND`` (one of the
+    concrete names) replaces what ``"auto"`` would pick, e.g. ``EVSEG_BACKEND=torch`` to skip the
+    first-use ONNX export in short scripts and tests.
 
     Parameters
     ----------
-    backend : {"auto", "torch", "onnx"}
+    backend : {"auto", "torch", "onnx", "openvino"}
     precision : {"auto", "fp32", "bf16"}
-        ``"bf16"`` exists only in PyTorch; ONNX Runtime runs fp32.
+        ONNX Runtime runs fp32 only.
 
     Returns
     -------
     str
-        ``"torch"`` or ``"onnx"``.
+        ``"torch"``, ``"onnx"`` or ``"openvino"``.
 
     Raises
     ------
     ValueError
         For an unknown name, or ``backend="onnx"`` with ``precision="bf16"``.
     MissingExtraError
-        If ``backend="onnx"`` and its extra is not installed (``pip install "evseg[onnx]"``).
+        If ``backend`` names a runtime whose extra is not installed (``pip install "evseg[onnx]"``,
+        ``"evseg[openvino]"``).
     """
     from evseg.export._common import import_extra
     from evseg.predict.pipeline import resolve_precision
 
     backend = look_up_option(backend, BACKENDS, what="inference backend")
     precision = look_up_option(precision, ("auto", "fp32", "bf16"), what="precision")
+    if backend == "auto" and os.environ.get(BACKEND_ENV_VAR):
+        backend = look_up_option(os.environ[BACKEND_ENV_VAR], BACKENDS[1:], what=f"${BACKEND_ENV_VAR} backend")
     if backend == "onnx":
         if precision == "bf16":
             raise ValueError(
                 "precision='bf16' is not available with backend='onnx' (ONNX Runtime runs fp32 here); "
-                "use precision='fp32' or 'auto', or backend='torch'."
+                "use precision='fp32' or 'auto', or backend='torch' or 'openvino'."
             )
         for module in _ONNX_MODULES:
             import_extra(module, extra="onnx", purpose="The ONNX Runtime backend")
         return "onnx"
-    if backend == "auto" and resolve_precision(precision) == "fp32" and "onnx" in available_backends():
-        return "onnx"
+    if backend == "openvino":
+        for module in _OPENVINO_MODULES:
+            import_extra(module, extra="openvino", purpose="The OpenVINO backend")
+        return "openvino"
+    if backend == "auto":
+        installed = available_backends()
+        if "openvino" in installed:
+            return "openvino"
+        if resolve_precision(precision) == "fp32" and "onnx" in installed:
+            return "onnx"
     return "torch"
 
 
@@ -116,14 +142,14 @@ def make_predictor(
     Parameters
     ----------
     model : SegmentationModel
-    backend : {"auto", "torch", "onnx"}
+    backend : {"auto", "torch", "onnx", "openvino"}
         See :func:`resolve_backend`.
     precision : {"auto", "fp32", "bf16"}
-        PyTorch precision (``"auto"``: bf16 where the CPU runs it natively); ONNX Runtime is fp32.
+        Network precision (``"auto"``: bf16 where the CPU runs it natively); ONNX Runtime is fp32.
     cache_dir : path-like, optional
-        ONNX backend: where exported models are cached (default: see :func:`onnx_cache_path`).
+        ONNX Runtime and OpenVINO: where exported models are cached (see :func:`onnx_cache_path`).
     threads : int, optional
-        ONNX backend: intra-op threads (default: ``torch.get_num_threads()``, i.e. the cores).
+        ONNX Runtime and OpenVINO: threads (default: ``torch.get_num_threads()``, i.e. the cores).
 
     Returns
     -------
@@ -145,6 +171,9 @@ def make_predictor(
         logger.debug("network backend: ONNX Runtime (fp32)")
         return onnx_predictor(model, cache_dir=cache_dir, threads=threads)
     resolved = resolve_precision(precision)
+    if chosen == "openvino":
+        logger.debug("network backend: OpenVINO (%s)", resolved)
+        return openvino_predictor(model, precision=resolved, cache_dir=cache_dir, threads=threads)
     logger.debug("network backend: PyTorch (%s)", resolved)
     return torch_predictor(model.network, precision=resolved)
 
@@ -292,6 +321,85 @@ def onnx_predictor(
             widths, mode, crop = padding
             x = np.pad(x, widths, mode=mode)
         y = session.run(None, {INPUT_NAME: x})[0]
+        if padding is not None:
+            y = y[crop]
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    return predict
+
+
+@functools.lru_cache(maxsize=16)
+def _openvino_compiled(path: str, shape: tuple[int, ...], precision: str, threads: int) -> Any:
+    """One OpenVINO CPU model compiled for a fixed input ``shape``, reused across tiles and images.
+
+    Static shapes let OpenVINO pick its fastest kernels; the tiles of an image come in one to four
+    shapes (full tiles and the clipped ones at the right and bottom edges).
+    """
+    import openvino
+
+    core = openvino.Core()
+    network = core.read_model(path)
+    network.reshape(list(shape))
+    config = {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",  # explicit: OV defaults to bf16
+        "INFERENCE_NUM_THREADS": int(threads),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+    }
+    return core.compile_model(network, "CPU", config)
+
+
+def openvino_predictor(
+    model: SegmentationModel,
+    *,
+    precision: str = "auto",
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> Predictor:
+    """A predictor running ``model`` in OpenVINO (CPU), from its cached ONNX export.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    precision : {"auto", "fp32", "bf16"}
+        Inference precision (``"auto"``: bf16 where the CPU runs it natively). fp32 equals PyTorch
+        fp32 within 1e-5; bf16 within ~0.03 at a few border pixels.
+    cache_dir : path-like, optional
+        See :func:`onnx_cache_path`.
+    threads : int, optional
+        Inference threads; default ``torch.get_num_threads()``.
+
+    Returns
+    -------
+    callable
+        ``predictor(batch (B, C, *spatial) float32) -> (B, K, *spatial) float32`` probabilities for
+        any spatial size (padded to the network's divisor and cropped back, as the network does).
+
+    Raises
+    ------
+    MissingExtraError
+        If ``onnx``, ``onnxscript`` or ``openvino`` is missing (``pip install "evseg[openvino]"``).
+    """
+    import torch
+
+    from evseg.export._common import import_extra
+    from evseg.predict.pipeline import resolve_precision
+
+    for module in _OPENVINO_MODULES:
+        import_extra(module, extra="openvino", purpose="The OpenVINO backend")
+    resolved = resolve_precision(precision)
+    path = str(onnx_cache_path(model, cache_dir=cache_dir))
+    n_threads = int(threads) if threads is not None else torch.get_num_threads()
+    divisor = tuple(int(d) for d in model.network.required_divisor)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        padding = _divisor_padding(x.shape, divisor)
+        if padding is not None:
+            widths, mode, crop = padding
+            x = np.pad(x, widths, mode=mode)
+        compiled = _openvino_compiled(path, tuple(x.shape), resolved, n_threads)
+        y = compiled(x)[0]
         if padding is not None:
             y = y[crop]
         return np.ascontiguousarray(y, dtype=np.float32)

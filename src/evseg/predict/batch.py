@@ -40,6 +40,10 @@ SUMMARY_NAME = "summary.csv"
 IMAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, TypeError, RuntimeError, MemoryError)
 
 
+#: Longest side (pixels) of ``<stem>_overlay.png``; larger images get an overlay subsampled by an integer step.
+OVERLAY_MAX_PX = 4096
+
+
 @dataclass(frozen=True)
 class OutputOptions:
     """Which per-image files to write besides ``<stem>_labels.tif``.
@@ -49,7 +53,8 @@ class OutputOptions:
     probability : bool
         ``<stem>_prob.tif`` (float32 foreground probability).
     overlay : bool
-        ``<stem>_overlay.png`` (outlines and ids over the image).
+        ``<stem>_overlay.png`` (outlines and ids over the image; subsampled by an integer step for
+        images longer than ``OVERLAY_MAX_PX`` pixels).
     rois : bool
         ``<stem>_rois.zip`` (ImageJ ROI set, one polygon per object).
     """
@@ -169,7 +174,12 @@ def segment_file(
     if outputs.probability:
         write_probability(out_dir / f"{stem}_prob.tif", result.probability, pixel_size_nm=result.pixel_size_nm)
     if outputs.overlay:
-        write_png(out_dir / f"{stem}_overlay.png", render_overlay(image.data, result.labels))
+        step = max(1, -(-max(image.data.shape) // OVERLAY_MAX_PX))  # huge images: a subsampled overlay
+        if step > 1:
+            logger.info("%s: overlay drawn at 1/%d of the image size (longest side at most %d px)", path.name, step,
+                        OVERLAY_MAX_PX)
+        write_png(out_dir / f"{stem}_overlay.png",
+                  render_overlay(image.data[::step, ::step], result.labels[::step, ::step]))
     if outputs.rois and result.labels.any():
         write_imagej_rois(out_dir / f"{stem}_rois.zip", result.labels)
     table = measure_instances(result.labels, image.data, pixel_size_nm=result.pixel_size_nm)

@@ -30,7 +30,8 @@ class PredictOptions:
     Attributes
     ----------
     tile_size : int
-        Tile edge (pixels on the model's grid).
+        Largest tile edge (pixels on the model's grid); the tiles actually used are the fewest that
+        cover the image, shrunk to overlap as little as possible (:func:`balanced_tile`).
     overlap : int
         Tile overlap (pixels); seams are blended with a Gaussian window.
     batch_size : int
@@ -48,13 +49,20 @@ class PredictOptions:
     tile_shape_3d : (int, int, int) or None
         ``(Z, Y, X)`` tile of a 3D model (voxels on the model's grid); ``None``: the model's
         ``tile_shape_3d`` config entry, else ``(32, 128, 128)`` (see :mod:`evseg.predict.volume`).
-    backend : {"auto", "torch", "onnx"}
+    backend : {"auto", "torch", "onnx", "openvino"}
         Runtime of the network (see :func:`evseg.predict.backends.resolve_backend`): ``auto`` uses
-        ONNX Runtime when ``evseg[onnx]`` is installed and the network runs in fp32 (``precision``
-        ``"fp32"``, or ``"auto"`` on a CPU without native bf16), else PyTorch.
+        OpenVINO when ``evseg[openvino]`` is installed, else ONNX Runtime when ``evseg[onnx]`` is
+        installed and the network runs in fp32 (``precision`` ``"fp32"``, or ``"auto"`` on a CPU
+        without native bf16), else PyTorch.
+    block_size : int
+        Images longer than this (input pixels) along an axis are segmented in overlapping blocks of
+        this size (see :mod:`evseg.predict.blocks`), which bounds memory on huge micrographs.
+    block_margin_nm : float or None
+        Margin around each block (nm; pixels where the pixel size is unknown), at least the
+        largest object's diameter; ``None``: 400 model pixels (624 nm for the sEV model).
     """
 
-    tile_size: int = 512
+    tile_size: int = 1024
     overlap: int = 64
     batch_size: int = 2
     precision: str = "auto"
@@ -64,6 +72,8 @@ class PredictOptions:
     progress: bool = False
     tile_shape_3d: tuple[int, int, int] | None = None
     backend: str = "auto"
+    block_size: int = 4096
+    block_margin_nm: float | None = None
 
     def __post_init__(self) -> None:
         look_up_option(self.precision, PRECISIONS, what="precision")
@@ -72,6 +82,10 @@ class PredictOptions:
             raise ValueError(f"`tile_size` must be >= 16 pixels, got {self.tile_size}.")
         if not 0 <= self.overlap < self.tile_size:
             raise ValueError(f"`overlap` must be >= 0 and < tile_size ({self.tile_size}), got {self.overlap}.")
+        if self.block_size < 256:
+            raise ValueError(f"`block_size` must be >= 256 pixels, got {self.block_size}.")
+        if self.block_margin_nm is not None and not self.block_margin_nm > 0:
+            raise ValueError(f"`block_margin_nm` must be > 0, got {self.block_margin_nm}.")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"`threshold` must be in (0, 1), got {self.threshold}.")
         if self.tile_shape_3d is not None and (
@@ -87,7 +101,7 @@ class Segmentation:
     Attributes
     ----------
     probability : ndarray of float32, shape (Y, X) or (Z, Y, X)
-        Foreground probability.
+        Foreground probability (float16 for an image segmented in blocks, to halve its memory).
     labels : ndarray of int32, same shape
         Instance labels, 0 = background.
     pixel_size_nm : float or None
@@ -112,6 +126,46 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
+def balanced_tile(size: int, max_tile: int, overlap: int, *, divisor: int = 1) -> int:
+    """The tile edge that covers ``size`` pixels with the fewest tiles of at most ``max_tile`` and least waste.
+
+    With ``n = ceil((size - overlap) / (max_tile - overlap))`` tiles, each tile is made just large
+    enough for ``n`` tiles overlapping by ``overlap`` to span ``size``, rounded up to a multiple of
+    ``divisor`` (the network's down-sampling factor, so tiles need no internal padding) and capped
+    at ``size``. E.g. 2048 px, tiles of at most 1024 with 64 px overlap: 3 tiles of 736 px (2208 px
+    computed) instead of 3 tiles of 1024 (3072 px).
+
+    Parameters
+    ----------
+    size : int
+        Image size along the axis (pixels, >= 1).
+    max_tile : int
+        Largest tile edge allowed (pixels, > overlap).
+    overlap : int
+        Overlap of neighbouring tiles (pixels, >= 0).
+    divisor : int
+        Tile edges are rounded up to a multiple of this (when that still fits ``max_tile``).
+
+    Returns
+    -------
+    int
+        Tile edge in pixels, ``<= max(size, ...)`` and ``<= max_tile`` unless rounding to ``divisor`` forbids it.
+
+    Examples
+    --------
+    >>> balanced_tile(2048, 1024, 64, divisor=16), balanced_tile(2048, 512, 64, divisor=16)
+    (736, 464)
+    >>> balanced_tile(300, 1024, 64)
+    300
+    """
+    if size <= max_tile:
+        return size
+    n = -(-(size - overlap) // (max_tile - overlap))
+    tile = -(-(size + (n - 1) * overlap) // n)
+    rounded = -(-tile // divisor) * divisor
+    return min(rounded if rounded <= max_tile else tile, size)
+
+
 def network_probability(
     model: SegmentationModel, normalized: np.ndarray, *, options: PredictOptions = PredictOptions()
 ) -> np.ndarray:
@@ -133,8 +187,10 @@ def network_probability(
     from evseg.predict.tiling import tiled_predict
 
     predictor = make_predictor(model, backend=options.backend, precision=options.precision)
-    tile = tuple(min(options.tile_size, s) for s in normalized.shape)
-    overlap = min(options.overlap, max(0, min(tile) - 1))
+    overlap = min(options.overlap, max(0, min(normalized.shape) - 1))
+    divisors = model.network.required_divisor if hasattr(model.network, "required_divisor") else (1, 1)
+    tile = tuple(balanced_tile(s, options.tile_size, overlap, divisor=d)
+                 for s, d in zip(normalized.shape, divisors, strict=True))
     return tiled_predict(
         normalized[None].astype(np.float32, copy=False),
         predictor,
@@ -235,6 +291,7 @@ def probability_to_instances(
     if probability.shape[0] > 1:
         labels = boundary_seeded_watershed(
             probability[0], probability[1], threshold=float(params["threshold"]),
+            boundary_threshold=float(params.get("boundary_threshold", 0.5)),
             min_seed_area_px=max(4.0, 0.1 * np.pi * (min_diameter_px / 2) ** 2),
         )
         if split_method != "none":
@@ -316,9 +373,53 @@ def segment_image(
         )
     if float(np.ptp(image)) == 0.0:
         logger.warning("%s: the image is constant; no objects can be found.", source)
-    scaled = rescale_image(image, factor)
-    normalized = normalize_image(scaled, model.normalization)
-    probability = network_probability(model, normalized, options=options)
-    probability = np.stack([resize_probability(p, image.shape) for p in probability])
-    labels = probability_to_instances(probability, params=params, pixel_size_nm=working_px)
+    if max(image.shape) > options.block_size:
+        from evseg.predict.blocks import segment_in_blocks
+
+        return segment_in_blocks(model, image, pixel_size_nm=pixel_size_nm, options=options, source=source)
+    probability, labels = segment_array(model, image, factor=factor, working_px=working_px, params=params,
+                                        options=options)
     return Segmentation(probability=probability[0], labels=labels, pixel_size_nm=pixel_size_nm)
+
+
+def segment_array(
+    model: SegmentationModel,
+    image: np.ndarray,
+    *,
+    factor: float,
+    working_px: float | None,
+    params: dict[str, Any],
+    options: PredictOptions,
+    intensity_range: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network and instance steps of :func:`segment_image` on one array (a whole image or a block).
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    image : ndarray, shape (Y, X)
+        Grey image (input grid).
+    factor : float
+        Input-to-model grid scale factor (see :func:`working_grid`).
+    working_px : float or None
+        Pixel size of the model grid (nm), ``None`` for a model working in pixels.
+    params : dict
+        Post-processing parameters (see :func:`postprocessing_parameters`).
+    options : PredictOptions
+    intensity_range : (float, float), optional
+        Normalisation percentiles computed beforehand (on the whole image, for blocks).
+
+    Returns
+    -------
+    (probability, labels)
+        ``(K, Y, X)`` float32 probabilities and ``(Y, X)`` int32 labels, on the input grid.
+    """
+    scaled = rescale_image(image, factor)
+    normalized = normalize_image(scaled, model.normalization, intensity_range=intensity_range)
+    del scaled
+    probability = network_probability(model, normalized, options=options)
+    del normalized
+    if probability.shape[1:] != image.shape:
+        probability = np.stack([resize_probability(p, image.shape) for p in probability])
+    labels = probability_to_instances(probability, params=params, pixel_size_nm=working_px)
+    return probability, labels

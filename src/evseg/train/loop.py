@@ -79,7 +79,8 @@ def _batch(
         targets.append(_targets(sample["label"], config.outputs))
         if config.loss.startswith("weighted"):
             weights.append(
-                unet_border_weights(sample["label"][0], w0=config.border_w0, sigma_px=config.border_sigma_px)[None]
+                unet_border_weights(sample["label"][0], w0=config.border_w0, sigma_px=config.border_sigma_px,
+                                    class_balance=config.border_class_balance)[None]
             )
     weight = torch.from_numpy(np.stack(weights)) if weights else None
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets)), weight

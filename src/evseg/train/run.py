@@ -10,7 +10,7 @@ import torch
 
 from evseg.data.pairs import FilePair, pair_by_stem, split_indices
 from evseg.io.atomic import atomic_path
-from evseg.models.store import SegmentationModel, create_model, load_model
+from evseg.models.store import SegmentationModel, create_model, load_model, save_model
 from evseg.train.config import TrainConfig
 from evseg.train.data import load_training_images
 from evseg.train.loop import TrainResult, train_model
@@ -140,5 +140,46 @@ def train_from_folders(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_split(out_dir / SPLIT_NAME, split)
     extra = {"split": {name: [p.stem for p in items] for name, items in split.items()}}
-    return train_model(model, train_images, val_images, config, out_dir, resume=resume, progress=progress,
-                       extra_config=extra)
+    result = train_model(model, train_images, val_images, config, out_dir, resume=resume, progress=progress,
+                         extra_config=extra)
+    if config.tune_postprocessing and val_images and config.spatial_dims == 2:
+        tune_saved_model(out_dir, val_images, precision=config.precision)
+    return result
+
+
+#: At most this many validation images are used to tune the post-processing (each candidate re-runs it).
+MAX_TUNING_IMAGES = 24
+
+
+def tune_saved_model(model_dir: Path, val_images: list, *, precision: str = "auto") -> dict[str, float]:
+    """Tune the post-processing thresholds of the model in ``model_dir`` on ``val_images`` and save them.
+
+    Uses the first ``MAX_TUNING_IMAGES`` validation images (the split order is random already).
+
+    Parameters
+    ----------
+    model_dir : Path
+        A model folder written by :func:`evseg.train.loop.train_model`.
+    val_images : list of TrainingImage
+        Validation images (on the model grid).
+    precision : {"auto", "fp32", "bf16"}
+        Network precision for the validation pass.
+
+    Returns
+    -------
+    dict
+        The chosen parameters (also stored in the model's ``postprocessing``, with the scores of
+        every candidate under ``validation.tuning``).
+    """
+    from evseg.predict.pipeline import resolve_precision
+    from evseg.train.tune import tune_postprocessing
+
+    model = load_model(model_dir)
+    chosen, rows = tune_postprocessing(model, val_images[:MAX_TUNING_IMAGES], precision=resolve_precision(precision))
+    model.config.setdefault("postprocessing", {}).update(chosen)
+    model.config.setdefault("validation", {})["tuning"] = rows
+    save_model(model, model_dir)
+    logger.info("post-processing tuned on %d validation images: %s (F1@0.5 %.3f)",
+                min(len(val_images), MAX_TUNING_IMAGES), chosen,
+                max(row["f1"] for row in rows))
+    return chosen

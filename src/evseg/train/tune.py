@@ -13,6 +13,37 @@ from evseg.train.data import TrainingImage
 DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
+#: Boundary-probability thresholds tried by default (models with a boundary output).
+DEFAULT_BOUNDARY_THRESHOLDS = (0.3, 0.5, 0.7)
+#: Foreground thresholds tried by :func:`tune_postprocessing` by default.
+DEFAULT_TUNING_THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
+
+
+def _probabilities(model: SegmentationModel, images: list[TrainingImage], precision: str) -> list[np.ndarray]:
+    """The network's probabilities of every validation image (run once, reused for every candidate)."""
+    from evseg.predict.pipeline import PredictOptions, network_probability
+
+    if not images:
+        raise ValueError("tuning needs at least one validation image.")
+    options = PredictOptions(precision=precision, backend="torch")
+    return [network_probability(model, item.image, options=options) for item in images]
+
+
+def _pooled_f1(
+    model: SegmentationModel, images: list[TrainingImage], probabilities: list[np.ndarray], params: dict
+) -> float:
+    """F1 at IoU 0.5 pooled over ``images`` with post-processing ``params``."""
+    from evseg.evaluate.metrics import match_instances
+    from evseg.predict.pipeline import probability_to_instances
+
+    counts = np.zeros(3, dtype=np.int64)
+    for item, probability in zip(images, probabilities, strict=True):
+        pred = probability_to_instances(probability, params=params, pixel_size_nm=model.pixel_size_nm)
+        match = match_instances(item.labels, pred, iou_threshold=0.5)
+        counts += (match.tp, match.fp, match.fn)
+    return float(2 * counts[0] / max(2 * counts[0] + counts[1] + counts[2], 1))
+
+
 def tune_threshold(
     model: SegmentationModel,
     images: list[TrainingImage],
@@ -40,20 +71,64 @@ def tune_threshold(
     (best_threshold, f1_by_threshold)
         The threshold with the highest pooled F1 (ties: the one closest to 0.5), and all scores.
     """
-    from evseg.evaluate.metrics import match_instances
-    from evseg.predict.pipeline import PredictOptions, network_probability, probability_to_instances
-
-    if not images:
-        raise ValueError("tune_threshold needs at least one validation image.")
-    options = PredictOptions(precision=precision, backend="torch")
-    probabilities = [network_probability(model, item.image, options=options) for item in images]
-    counts = {t: np.zeros(3, dtype=np.int64) for t in thresholds}
-    for item, probability in zip(images, probabilities, strict=True):
-        for t in thresholds:
-            params = {**model.postprocessing, "threshold": float(t)}
-            pred = probability_to_instances(probability, params=params, pixel_size_nm=model.pixel_size_nm)
-            match = match_instances(item.labels, pred, iou_threshold=0.5)
-            counts[t] += (match.tp, match.fp, match.fn)
-    scores = {float(t): float(2 * c[0] / max(2 * c[0] + c[1] + c[2], 1)) for t, c in counts.items()}
+    probabilities = _probabilities(model, images, precision)
+    scores = {float(t): _pooled_f1(model, images, probabilities, {**model.postprocessing, "threshold": float(t)})
+              for t in thresholds}
     best = max(scores, key=lambda t: (scores[t], -abs(t - 0.5)))
     return best, scores
+
+
+def tune_postprocessing(
+    model: SegmentationModel,
+    images: list[TrainingImage],
+    *,
+    thresholds: Sequence[float] = DEFAULT_TUNING_THRESHOLDS,
+    boundary_thresholds: Sequence[float] = DEFAULT_BOUNDARY_THRESHOLDS,
+    precision: str = "fp32",
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Choose the foreground threshold, then the boundary threshold, that maximise F1@0.5 on ``images``.
+
+    Two stages (coordinate search, at most ``len(thresholds) + len(boundary_thresholds)`` evaluations):
+    the foreground threshold with the boundary threshold at its current value, then, for models
+    with a boundary output, the boundary threshold at the chosen foreground threshold. Ties go to
+    the value closest to 0.5. The network runs once per image.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        A trained model; its other post-processing parameters are kept.
+    images : list of TrainingImage
+        Validation images on the model grid with their labels (never test images).
+    thresholds, boundary_thresholds : sequence of float
+        Candidates in (0, 1).
+    precision : {"fp32", "bf16"}
+        Network precision.
+
+    Returns
+    -------
+    (params, rows)
+        The chosen ``{"threshold": t, "boundary_threshold": b}`` (the latter only with a boundary
+        output) and one row per evaluated candidate (its parameters and ``f1``).
+    """
+    probabilities = _probabilities(model, images, precision)
+    current = dict(model.postprocessing)
+    rows: list[dict[str, float]] = []
+    done: dict[tuple[float, float], float] = {}
+
+    def search(key: str, candidates: Sequence[float]) -> None:
+        scores = {}
+        for value in candidates:
+            params = {**current, key: float(value)}
+            pair = (float(params["threshold"]), float(params.get("boundary_threshold", 0.5)))
+            if pair not in done:
+                done[pair] = _pooled_f1(model, images, probabilities, params)
+                rows.append({"threshold": pair[0], "boundary_threshold": pair[1], "f1": done[pair]})
+            scores[float(value)] = done[pair]
+        current[key] = max(scores, key=lambda v: (scores[v], -abs(v - 0.5)))
+
+    search("threshold", thresholds)
+    chosen = {"threshold": current["threshold"]}
+    if "boundary" in model.outputs:
+        search("boundary_threshold", boundary_thresholds)
+        chosen["boundary_threshold"] = current["boundary_threshold"]
+    return chosen, rows
