@@ -1,7 +1,8 @@
 """Reproduce the bundled default sEV model (``evseg predict --model sev``).
 
 No annotated sEV TEM data is available to the project, so the model is trained on
-(1) synthetic negative-stain TEM vesicle images from ``evseg.data.synthetic`` at 1.56 nm/px, and
+(1) synthetic negative-stain TEM vesicle images from ``evseg.data.synthetic`` at 1.56 nm/px (30 % with a
+burned-in scale bar and caption, labelled background), and
 (2) the real EM particle images of EMPS (``../shared/data/emps``, MIT; instance labels), used on
 their own pixel grid (their pixel size is unknown) so that the network also sees real EM texture,
 debris, scale bars and both polarities.
@@ -35,7 +36,7 @@ NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
 
 def synthetic_set(n: int, seed: int, prefix: str) -> list[TrainingImage]:
     """Synthetic TEM images as training images (normalised, 1.56 nm/px)."""
-    samples = synthetic_tem_dataset(n, shape=(512, 512), pixel_size_nm=1.56, rng=seed)
+    samples = synthetic_tem_dataset(n, shape=(512, 512), pixel_size_nm=1.56, rng=seed, annotation_prob=0.3)
     return [TrainingImage(f"{prefix}{i:03d}", normalize_image(s.image, NORMALIZATION), s.labels.astype(np.int32))
             for i, s in enumerate(samples)]
 

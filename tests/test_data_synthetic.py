@@ -167,3 +167,17 @@ def test_no_vesicles_gives_empty_labels() -> None:
 def test_bad_parameters_raise_and_name_the_parameter(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         synthetic_tem_image(**{"shape": (64, 64), **kwargs})
+
+
+def test_scale_bar_annotation_is_burned_in_as_background():
+    from evseg.data.synthetic import synthetic_tem_image
+
+    plain = synthetic_tem_image((256, 256), n_vesicles=30, rng=4)
+    annotated = synthetic_tem_image((256, 256), n_vesicles=30, rng=4, annotation_prob=1.0)
+    changed = annotated.image != plain.image
+    assert 50 < changed.sum() < 0.2 * changed.size  # a bar and a caption, in a corner
+    assert not (annotated.labels[changed] > 0).any()  # annotation pixels are background
+    assert np.array_equal(annotated.labels[~changed], plain.labels[~changed])
+    assert np.isin(annotated.image[changed], (0.0, 1.0)).sum() > 30  # the bar: crisp black or white
+    with pytest.raises(ValueError, match="annotation_prob"):
+        synthetic_tem_image((64, 64), annotation_prob=1.5)

@@ -145,3 +145,16 @@ def test_convex_hull_outlines_touching_labels_are_separate() -> None:
     h1, h2 = convex_hull_outlines(lab)
     assert h1[:, 1].max() == 4.5 and h2[:, 1].min() == 4.5
     assert polygon_area(h1) == pytest.approx(16 - 0.5)
+
+
+def test_boundary_pixels_in_strips_equal_one_pass():
+    from scipy import ndimage as ndi
+
+    from evseg.instances.components import _boundary_pixels
+
+    labels = ndi.label(np.random.default_rng(0).random((300, 200)) > 0.6)[0].astype(np.int32)
+    cross = ndi.generate_binary_structure(2, 1)
+    low = ndi.grey_erosion(labels, footprint=cross, mode="constant", cval=0)
+    high = ndi.grey_dilation(labels, footprint=cross, mode="constant", cval=0)
+    expected = set(zip(*np.nonzero((labels > 0) & ((low != labels) | (high != labels))), strict=True))
+    assert set(zip(*_boundary_pixels(labels, strip_rows=37), strict=True)) == expected

@@ -54,9 +54,10 @@ def test_blocks_give_the_objects_of_one_whole_pass(model, rng, monkeypatch):
     monkeypatch.setattr("evseg.predict.pipeline.network_probability", _intensity_network)
     image, _ = _discs((700, 520), rng)
     whole = segment_image(model, image, pixel_size_nm=1.0,
-                          options=PredictOptions(split_method="none", block_size=4096))
+                          options=PredictOptions(split_method="none"))
     blocks = segment_image(model, image, pixel_size_nm=1.0,
-                           options=PredictOptions(split_method="none", block_size=256, block_margin_nm=64))
+                           options=PredictOptions(split_method="none", block_size=256, block_margin_nm=64,
+                                                  block_min_image_px=0))
     assert blocks.probability.dtype == np.float16 and blocks.labels.dtype == np.int32
     np.testing.assert_allclose(blocks.probability, whole.probability, atol=1e-3)
     # the same partition into objects: every whole-pass object is exactly one block-pass object

@@ -68,9 +68,9 @@ def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
                    help="network runtime (auto: OpenVINO when evseg[openvino] is installed; else ONNX Runtime when "
                    "evseg[onnx] is installed and the network runs in fp32, i.e. --precision fp32 or a CPU without "
                    "native bf16; else PyTorch; $EVSEG_BACKEND overrides auto)")
-    g.add_argument("--block-size", type=_positive_int, default=4096,
-                   help="images longer than this (pixels) are segmented in overlapping blocks of this size, "
-                   "which bounds memory on huge micrographs")
+    g.add_argument("--block-size", type=_positive_int, default=2048,
+                   help="images of more than 4096 x 4096 pixels are segmented in overlapping blocks of this size "
+                   "(pixels), which bounds memory on huge micrographs")
     g = p.add_argument_group("outputs")
     g.add_argument("--no-overlay", action="store_true", help="do not write <stem>_overlay.png")
     g.add_argument("--no-prob", action="store_true", help="do not write <stem>_prob.tif")

@@ -262,6 +262,30 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     return relabelled.astype(np.int32, copy=False)
 
 
+def _boundary_pixels(labels: np.ndarray, *, strip_rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of object pixels with a 4-neighbour (or the image outside) of another value.
+
+    Computed in strips of ``strip_rows`` rows (plus one row of context on each side), so the
+    temporary arrays stay small on huge label images.
+    """
+    cross = ndi.generate_binary_structure(2, 1)
+    ys_all, xs_all = [], []
+    for top in range(0, labels.shape[0], strip_rows):
+        lo, hi = max(top - 1, 0), min(top + strip_rows + 1, labels.shape[0])
+        strip = labels[lo:hi]
+        lowest = ndi.grey_erosion(strip, footprint=cross, mode="constant", cval=0)
+        highest = ndi.grey_dilation(strip, footprint=cross, mode="constant", cval=0)
+        edge = (strip > 0) & ((lowest != strip) | (highest != strip))
+        if lo > 0:  # the strip's first row is context: the row above decides it, not "outside"
+            edge[0] = False
+        if hi < labels.shape[0]:
+            edge[-1] = False
+        ys, xs = np.nonzero(edge)
+        ys_all.append(ys + lo)
+        xs_all.append(xs)
+    return np.concatenate(ys_all), np.concatenate(xs_all)
+
+
 def convex_hull_outlines(labels: np.ndarray) -> list[np.ndarray | None]:
     """Convex hull of each object's pixel outline, as polygon vertices.
 
@@ -285,11 +309,7 @@ def convex_hull_outlines(labels: np.ndarray) -> list[np.ndarray | None]:
     n = int(labels.max())
     if n == 0:
         return []
-    cross = ndi.generate_binary_structure(2, 1)
-    lowest = ndi.grey_erosion(labels, footprint=cross, mode="constant", cval=0)
-    highest = ndi.grey_dilation(labels, footprint=cross, mode="constant", cval=0)
-    # boundary pixels: some 4-neighbour (or the outside of the image) is not the same object
-    ys, xs = np.nonzero((labels > 0) & ((lowest != labels) | (highest != labels)))
+    ys, xs = _boundary_pixels(labels)
     owner = labels[ys, xs]
     order = np.argsort(owner, kind="stable")
     points = np.stack([ys[order], xs[order]], axis=1).astype(np.float64)

@@ -137,9 +137,12 @@ def write_probability(
     pixel_size_nm: float | None,
     voxel_size_nm: Sequence[float] | None = None,
     axes: str | None = None,
-    compression: str | None = "zlib",
+    compression: str | None = None,
 ) -> Path:
-    """Write a probability map in [0, 1] as a float32 ImageJ TIFF.
+    """Write a probability map in [0, 1] as a float32 ImageJ TIFF (uncompressed by default).
+
+    Float probability maps shrink only ~13 % with zlib, which costs 20x the writing time (0.2 s vs
+    0.01 s for 2048²), so they are written uncompressed unless ``compression`` says otherwise.
 
     Parameters
     ----------
@@ -242,7 +245,8 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
         raise ValueError(f"`array` must be (Y, X) grey or (Y, X, 3) RGB, got shape {arr.shape}.")
     with atomic_path(path) as tmp:
-        PILImage.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
+        # compress_level 1: ~4x faster than PIL's default 6 for ~10 % larger files (overlays are written per image)
+        PILImage.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG", compress_level=1)
     return Path(path)
 
 

@@ -108,7 +108,7 @@ def _check_intensity(image: np.ndarray | None, labels: np.ndarray, ndim: int) ->
         return None
     image = check_image(image, ndim=(ndim,))
     check_same_shape(image, labels, names=("image", "labels"))
-    return image.astype(np.float64, copy=False)
+    return image  # any real dtype: regionprops averages in float64 per object (no whole-image copy)
 
 
 def _empty_table(columns: Sequence[str]) -> dict[str, np.ndarray]:

@@ -55,11 +55,15 @@ class PredictOptions:
         installed and the network runs in fp32 (``precision`` ``"fp32"``, or ``"auto"`` on a CPU
         without native bf16), else PyTorch.
     block_size : int
-        Images longer than this (input pixels) along an axis are segmented in overlapping blocks of
-        this size (see :mod:`evseg.predict.blocks`), which bounds memory on huge micrographs.
+        Core edge (input pixels) of the blocks that images of more than ``block_min_image_px``
+        pixels are segmented in (see :mod:`evseg.predict.blocks`), which bounds memory on huge
+        micrographs.
     block_margin_nm : float or None
         Margin around each block (nm; pixels where the pixel size is unknown), at least the
-        largest object's diameter; ``None``: 400 model pixels (624 nm for the sEV model).
+        largest object's diameter; ``None``: 256 model pixels (400 nm for the sEV model).
+    block_min_image_px : int
+        Images with more pixels than this are segmented in blocks (default 4096²: a 4096 x 4096
+        micrograph is processed whole).
     """
 
     tile_size: int = 1024
@@ -72,8 +76,9 @@ class PredictOptions:
     progress: bool = False
     tile_shape_3d: tuple[int, int, int] | None = None
     backend: str = "auto"
-    block_size: int = 4096
+    block_size: int = 2048
     block_margin_nm: float | None = None
+    block_min_image_px: int = 4096 * 4096
 
     def __post_init__(self) -> None:
         look_up_option(self.precision, PRECISIONS, what="precision")
@@ -84,6 +89,8 @@ class PredictOptions:
             raise ValueError(f"`overlap` must be >= 0 and < tile_size ({self.tile_size}), got {self.overlap}.")
         if self.block_size < 256:
             raise ValueError(f"`block_size` must be >= 256 pixels, got {self.block_size}.")
+        if self.block_min_image_px < 0:
+            raise ValueError(f"`block_min_image_px` must be >= 0, got {self.block_min_image_px}.")
         if self.block_margin_nm is not None and not self.block_margin_nm > 0:
             raise ValueError(f"`block_margin_nm` must be > 0, got {self.block_margin_nm}.")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
@@ -373,7 +380,7 @@ def segment_image(
         )
     if float(np.ptp(image)) == 0.0:
         logger.warning("%s: the image is constant; no objects can be found.", source)
-    if max(image.shape) > options.block_size:
+    if image.size > options.block_min_image_px:
         from evseg.predict.blocks import segment_in_blocks
 
         return segment_in_blocks(model, image, pixel_size_nm=pixel_size_nm, options=options, source=source)

@@ -109,6 +109,9 @@ def make_thumbnail(
         raise ValueError(f"`width` must be >= 16 pixels, got {width}.")
     if not 1 <= quality <= 95:
         raise ValueError(f"`quality` must be in 1..95, got {quality}.")
+    step = max(1, max(image.shape) // (4 * width))  # huge images: subsample first, so memory stays small
+    if step > 1:
+        image, labels = image[::step, ::step], labels[::step, ::step]
     scale = width / max(image.shape)
     if scale < 1:
         shape = tuple(max(1, round(n * scale)) for n in image.shape)
