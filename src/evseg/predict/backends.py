@@ -273,6 +273,23 @@ def _divisor_padding(
     return widths, ("reflect" if reflectable else "edge"), crop
 
 
+def _padded_predictor(run: Callable[[np.ndarray], np.ndarray], divisor: tuple[int, ...]) -> Predictor:
+    """Wrap ``run`` (an exported network on float32 batches) to pad inputs to ``divisor`` and crop outputs back."""
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        padding = _divisor_padding(x.shape, divisor)
+        if padding is not None:
+            widths, mode, crop = padding
+            x = np.pad(x, widths, mode=mode)
+        y = run(x)
+        if padding is not None:
+            y = y[crop]
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    return predict
+
+
 @functools.lru_cache(maxsize=4)
 def _session(path: str, threads: int) -> Any:
     """One ``onnxruntime.InferenceSession`` per (file, threads), reused across images."""
@@ -314,18 +331,10 @@ def onnx_predictor(
     session = _session(str(path), int(threads) if threads is not None else torch.get_num_threads())
     divisor = tuple(int(d) for d in model.network.required_divisor)
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        padding = _divisor_padding(x.shape, divisor)
-        if padding is not None:
-            widths, mode, crop = padding
-            x = np.pad(x, widths, mode=mode)
-        y = session.run(None, {INPUT_NAME: x})[0]
-        if padding is not None:
-            y = y[crop]
-        return np.ascontiguousarray(y, dtype=np.float32)
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {INPUT_NAME: x})[0]
 
-    return predict
+    return _padded_predictor(run, divisor)
 
 
 @functools.lru_cache(maxsize=2)
@@ -394,16 +403,8 @@ def openvino_predictor(
     n_threads = int(threads) if threads is not None else torch.get_num_threads()
     divisor = tuple(int(d) for d in model.network.required_divisor)
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        padding = _divisor_padding(x.shape, divisor)
-        if padding is not None:
-            widths, mode, crop = padding
-            x = np.pad(x, widths, mode=mode)
+    def run(x: np.ndarray) -> np.ndarray:
         compiled = _openvino_compiled(path, (1, *x.shape[1:]), resolved, n_threads)
-        y = np.concatenate([compiled(x[i : i + 1])[0] for i in range(x.shape[0])])
-        if padding is not None:
-            y = y[crop]
-        return np.ascontiguousarray(y, dtype=np.float32)
+        return np.concatenate([compiled(x[i : i + 1])[0] for i in range(x.shape[0])])
 
-    return predict
+    return _padded_predictor(run, divisor)
