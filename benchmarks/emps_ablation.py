@@ -1,7 +1,8 @@
 """Does the paper's training recipe pay? Full augmentation + border-weighted loss vs flips + BCE on EMPS.
 
-Both arms are the same FRU-Net (``benchmarks/configs/emps_compare.toml``), trained on the same EMPS
-train split for the same time budget with the same seed; only ``augment`` and ``loss`` differ:
+Both arms are the same network (``benchmarks/configs/emps_ablation.toml``: a U-Net, the architecture that learned
+fastest on EMPS within a CPU budget), trained on the same EMPS train split for the same time budget with the same
+seed; only ``augment`` and ``loss`` differ:
 
 - ``full + weighted_bce_dice``: every augmentation of the ``full`` preset, BCE weighted by the U-Net
   border weights (w0 = 10, sigma = 5 px) + Dice;
@@ -26,13 +27,10 @@ import json
 import platform
 from pathlib import Path
 
-from evseg.data.normalize import normalize_image
-from evseg.evaluate import image_scores, pool_scores
-from evseg.io import read_image, read_labels
+from common import instance_scores
+
 from evseg.models.store import load_model
-from evseg.predict.pipeline import PredictOptions, network_probability, probability_to_instances
 from evseg.train.config import read_config_toml
-from evseg.train.data import labels_to_instances
 from evseg.train.run import train_from_folders
 
 HERE = Path(__file__).resolve().parent
@@ -42,23 +40,10 @@ ARMS = {"full + weighted_bce_dice": {"augment": "full", "loss": "weighted_bce_di
         "flips + bce": {"augment": "flips", "loss": "bce"}}
 
 
-def score_model(model_dir: Path, stems: list[str], data: Path) -> dict:
-    """Pooled test scores of the model in ``model_dir`` on the EMPS images ``stems``."""
-    model = load_model(model_dir)
-    scores = []
-    for stem in stems:
-        image = read_image(data / "images" / f"{stem}.png").data
-        truth = labels_to_instances(read_labels(data / "labels" / f"{stem}.tif"), source=stem)
-        probability = network_probability(model, normalize_image(image, model.normalization), options=PredictOptions())
-        labels = probability_to_instances(probability, params=model.postprocessing, pixel_size_nm=None)
-        scores.append(image_scores(truth, labels))
-    return pool_scores(scores).metrics()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--config", type=Path, default=HERE / "configs" / "emps_compare.toml")
+    parser.add_argument("--config", type=Path, default=HERE / "configs" / "emps_ablation.toml")
     parser.add_argument("--minutes", type=float, default=18.0, help="training budget per arm")
     parser.add_argument("--work", type=Path, default=Path("emps_ablation_runs"), help="model folders go here")
     parser.add_argument("--full-model", type=Path, default=None, help="an already trained 'full' arm to reuse")
@@ -79,8 +64,8 @@ def main() -> None:
                 raise SystemExit(f"{folder} was trained with {key}={trained[key]!r}, not {value!r}")
         splits[name] = json.loads((folder / "split.json").read_text())
         history = (folder / "history.csv").read_text().strip().splitlines()
-        rows[name] = {**score_model(folder, splits[name]["test"], args.data), "epochs": len(history) - 1,
-                      "minutes": trained.get("time_limit_min")}
+        scores = instance_scores(load_model(folder), args.data, splits[name]["test"])
+        rows[name] = {**scores, "epochs": len(history) - 1, "minutes": trained.get("time_limit_min")}
     first, second = splits.values()
     if first["test"] != second["test"] or first["train"] != second["train"]:
         raise SystemExit("the two arms were trained on different splits: use the same config, fractions and seed")
@@ -88,7 +73,8 @@ def main() -> None:
         "# EMPS ablation: full augmentation + border-weighted loss vs flips + BCE",
         "",
         f"Command: `python benchmarks/emps_ablation.py --minutes {args.minutes:g}` ({platform.processor() or 'CPU'}, "
-        f"2 cores). Same FRU-Net, split ({len(first['train'])} train / {len(first['val'])} validation / "
+        f"2 cores). Same network ({base.arch} {base.arch_kwargs}), split ({len(first['train'])} train / "
+        f"{len(first['val'])} validation / "
         f"{len(first['test'])} test images, seed {base.seed}), budget ({args.minutes:g} min each) and seed; "
         "scores pooled over all objects of the test images.",
         "",

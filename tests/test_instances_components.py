@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 from skimage.draw import disk
 
 from evseg.instances import (
     check_mask,
     convex_hull_outlines,
     equivalent_diameters,
+    fill_enclosed_holes,
     fill_small_holes,
     label_components,
     polygon_area,
@@ -158,3 +160,30 @@ def test_boundary_pixels_in_strips_equal_one_pass():
     high = ndi.grey_dilation(labels, footprint=cross, mode="constant", cval=0)
     expected = set(zip(*np.nonzero((labels > 0) & ((low != labels) | (high != labels))), strict=True))
     assert set(zip(*_boundary_pixels(labels, strip_rows=37), strict=True)) == expected
+
+
+def test_fill_enclosed_holes_equals_scipy_binary_fill_holes():
+    rng = np.random.default_rng(4)
+    for shape in [(40, 50), (9, 12, 14)]:
+        for density in (0.3, 0.5, 0.7):
+            mask = rng.random(shape) < density
+            np.testing.assert_array_equal(fill_enclosed_holes(mask), ndi.binary_fill_holes(mask))
+    ring = np.zeros((7, 7), bool)
+    ring[1, 3] = ring[2, 2] = ring[2, 4] = ring[3, 1] = ring[3, 5] = ring[4, 2] = ring[4, 4] = ring[5, 3] = True
+    assert fill_enclosed_holes(ring)[3, 3]  # a diagonal (8-connected) ring encloses its inside
+    assert not fill_enclosed_holes(np.zeros((3, 3), bool)).any()
+
+
+def test_fill_small_holes_accepts_inf():
+    ring = np.ones((5, 5), bool)
+    ring[2, 2] = False
+    assert fill_small_holes(ring, max_hole_area_px=np.inf).all()
+    with pytest.raises(ValueError, match="or inf"):
+        fill_small_holes(ring, max_hole_area_px=np.nan)
+
+
+def test_relabel_sequential_with_gaps_and_huge_ids():
+    labels = np.array([[0, 9, 9], [4, 0, 2]])
+    np.testing.assert_array_equal(relabel_sequential(labels), [[0, 3, 3], [2, 0, 1]])
+    sparse = np.array([[0, 2**30], [5, 5]], dtype=np.int64)
+    np.testing.assert_array_equal(relabel_sequential(sparse), [[0, 2], [1, 1]])

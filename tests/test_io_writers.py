@@ -244,3 +244,23 @@ def test_overlay_errors():
         render_overlay(np.zeros((4, 4)), np.zeros((4, 5), np.int32))
     with pytest.raises(ValueError, match="color"):
         render_overlay(np.zeros((4, 4)), np.zeros((4, 4), np.int32), color=(300, 0, 0))
+
+
+def test_large_probability_is_written_in_strips_with_the_same_values(tmp_path, monkeypatch):
+    import evseg.io.writers as writers
+
+    monkeypatch.setattr(writers, "_STREAM_MIN_BYTES", 1000)  # stream even this small image
+    monkeypatch.setattr(writers, "_STREAM_STRIP_BYTES", 4 * 37 * 5)  # 5 rows per strip
+    rng = np.random.default_rng(0)
+    half = rng.random((53, 37)).astype(np.float16)
+    back = tifffile.imread(writers.write_probability(tmp_path / "h.tif", half, pixel_size_nm=1.5))
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, half.astype(np.float32))
+    prob = rng.random((53, 37)).astype(np.float32)
+    prob[0, 0] = 1.00005  # a rounding overshoot, clipped
+    back = tifffile.imread(writers.write_probability(tmp_path / "p.tif", prob, pixel_size_nm=1.5))
+    np.testing.assert_array_equal(back, np.clip(prob, 0, 1))
+    assert prob[0, 0] > 1  # the input is not modified
+    with pytest.raises(ValueError, match="without NaN"):
+        prob[3, 3] = np.nan
+        writers.write_probability(tmp_path / "q.tif", prob, pixel_size_nm=1.5)

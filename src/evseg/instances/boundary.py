@@ -6,6 +6,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from evseg.instances.components import fill_enclosed_holes
+
 
 def boundary_seeded_watershed(
     foreground: np.ndarray,
@@ -22,7 +24,9 @@ def boundary_seeded_watershed(
     Seeds are the connected components of ``(foreground > threshold) & (boundary < boundary_threshold)``
     (object interiors cut apart by the predicted boundaries) of at least ``min_seed_area_px`` pixels;
     every mask pixel is then assigned to a seed by a watershed on the boundary map. Mask components
-    without any seed keep one label of their own.
+    without any seed keep one label of their own. The watershed runs only inside the bounding box of
+    each mask component holding two or more seeds (the others are labelled by a look-up), so the
+    cost grows with the clustered objects, not with the image.
 
     Parameters
     ----------
@@ -45,17 +49,30 @@ def boundary_seeded_watershed(
             f"`foreground` (shape {foreground.shape}) and `boundary` (shape {boundary.shape}) differ."
         )
     inside = foreground > threshold
-    mask = ndi.binary_fill_holes(inside | (boundary >= boundary_threshold))
+    mask = fill_enclosed_holes(inside | (boundary >= boundary_threshold))
     seeds, n_seeds = ndi.label(inside & (boundary < boundary_threshold))
-    if n_seeds:
-        sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
-        small = sizes < min_seed_area_px
-        small[0] = False
-        if small.any():
-            seeds[small[seeds]] = 0
-    labels = watershed(boundary, markers=seeds, mask=mask).astype(np.int32)
-    orphans, n_orphans = ndi.label(mask & (labels == 0))
-    if n_orphans:
-        offset = labels.max()
-        labels[orphans > 0] = orphans[orphans > 0] + offset
+    components, n_components = ndi.label(mask)
+    # The component of every seed (a seed lies inside the mask, within one component).
+    seed_pixels = seeds > 0
+    component_of_seed = np.zeros(n_seeds + 1, dtype=np.int64)
+    component_of_seed[seeds[seed_pixels]] = components[seed_pixels]
+    keep = np.bincount(seeds[seed_pixels], minlength=n_seeds + 1) >= min_seed_area_px
+    keep[0] = False
+    seeds_per_component = np.bincount(component_of_seed[keep], minlength=n_components + 1)
+    # A component with one seed is that seed's object; one without seeds gets a label of its own
+    # (after the seed labels). Only components holding several seeds need the watershed.
+    lut = np.zeros(n_components + 1, dtype=np.int32)
+    kept_ids = np.flatnonzero(keep)
+    single = seeds_per_component[component_of_seed[kept_ids]] == 1
+    lut[component_of_seed[kept_ids[single]]] = kept_ids[single]
+    orphans = np.flatnonzero(seeds_per_component == 0)[1:]
+    lut[orphans] = n_seeds + 1 + np.arange(orphans.size, dtype=np.int32)
+    labels = lut[components]
+    markers_lut = np.where(keep, np.arange(n_seeds + 1), 0).astype(np.int32)
+    for c, box in enumerate(ndi.find_objects(components), start=1):
+        if box is None or seeds_per_component[c] < 2:
+            continue
+        region = components[box] == c
+        split = watershed(boundary[box], markers=markers_lut[seeds[box]] * region, mask=region)
+        labels[box][region] = split[region]
     return labels

@@ -6,7 +6,7 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,29 @@ __all__ = [
 _TIFF_AXES = {"YX": 2, "ZYX": 3, "CYX": 3}  # axes -> ndim
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 _PROB_TOLERANCE = 1e-4  # rounding overshoot of blending/interpolation, clipped away
+_STREAM_MIN_BYTES = 64 * 2**20  # convert larger uncompressed 2D images strip by strip ...
+_STREAM_STRIP_BYTES = 8 * 2**20  # ... in strips of about this size
+
+
+def _converted_strips(arr: np.ndarray, dtype: np.dtype, rows: int,
+                      clip_range: tuple[float, float] | None) -> Iterator[np.ndarray]:
+    """Yield ``arr`` in strips of ``rows`` rows, clipped to ``clip_range`` and cast to ``dtype``."""
+    for top in range(0, arr.shape[0], rows):
+        strip = arr[top:top + rows]
+        if clip_range is not None:
+            strip = np.clip(strip, *clip_range)
+        yield np.ascontiguousarray(strip, dtype=dtype)
+
+
+def _finite_range(arr: np.ndarray, rows: int = 1024) -> tuple[bool, float, float]:
+    """(all finite, min, max) of a non-empty array, computed over row strips (small temporaries)."""
+    flat = arr.reshape(-1, arr.shape[-1]) if arr.ndim > 1 else arr.reshape(1, -1)
+    finite, low, high = True, np.inf, -np.inf
+    for top in range(0, flat.shape[0], rows):
+        strip = flat[top:top + rows]
+        finite = finite and bool(np.isfinite(strip).all())
+        low, high = min(low, float(strip.min())), max(high, float(strip.max()))
+    return finite, low, high
 
 
 def write_tiff(
@@ -40,6 +63,7 @@ def write_tiff(
     voxel_size_nm: Sequence[float] | None = None,
     axes: str | None = None,
     compression: str | None = "zlib",
+    clip_range: tuple[float, float] | None = None,
 ) -> Path:
     """Write an array as a calibrated, ImageJ/Fiji-compatible TIFF (atomically).
 
@@ -58,6 +82,8 @@ def write_tiff(
         Meaning of the axes; default ``"YX"`` for 2D and ``"ZYX"`` for 3D arrays.
     compression : str or None
         tifffile compression; ``"zlib"`` (lossless, read by Fiji) or ``None``.
+    clip_range : (float, float), optional
+        Clip the written values to this range (the array itself is not changed).
 
     Returns
     -------
@@ -82,6 +108,9 @@ def write_tiff(
       0..65535 (lossless); otherwise they keep their dtype in a plain (non-ImageJ) TIFF with
       the resolution in pixels per centimetre, which Fiji opens through Bio-Formats (Z
       spacing is then not stored), and a note is logged.
+
+    Large uncompressed 2D images that need a conversion (dtype or ``clip_range``) are converted
+    and written strip by strip, so no converted copy of the whole image is held in memory.
     """
     arr = np.asarray(array)
     if arr.dtype == bool or np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
@@ -98,9 +127,7 @@ def write_tiff(
     z, y, x = _resolve_calibration(pixel_size_nm, voxel_size_nm, n_spatial)
 
     imagej = True
-    if arr.dtype in (np.float16, np.float64):
-        arr = arr.astype(np.float32)
-    elif np.issubdtype(arr.dtype, np.integer) and arr.dtype not in _IMAGEJ_DTYPES:
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype not in _IMAGEJ_DTYPES:
         if arr.size == 0 or (arr.min() >= 0 and arr.max() <= np.iinfo(np.uint16).max):
             arr = arr.astype(np.uint16)
         else:
@@ -111,6 +138,16 @@ def write_tiff(
                 path, arr.dtype, arr.min(), arr.max(),
             )
     kwargs: dict[str, Any] = {"compression": compression}
+    target = np.dtype(np.float32 if arr.dtype in (np.float16, np.float64) else arr.dtype)
+    data: Any
+    if arr.ndim == 2 and compression is None and arr.nbytes >= _STREAM_MIN_BYTES and (
+            clip_range is not None or target != arr.dtype):
+        rows = max(1, _STREAM_STRIP_BYTES // max(1, arr.shape[1] * target.itemsize))
+        data = _converted_strips(arr, target, rows, clip_range)
+        kwargs.update(shape=arr.shape, dtype=target, rowsperstrip=rows)
+    else:
+        data = arr if clip_range is None else np.clip(arr, *clip_range)
+        data = data.astype(target, copy=False)
     with atomic_path(path) as tmp:
         import tifffile
 
@@ -121,12 +158,12 @@ def write_tiff(
                 metadata["unit"] = "nm"
             if z is not None:
                 metadata["spacing"] = z
-            tifffile.imwrite(tmp, arr, imagej=True, metadata=metadata, **kwargs)
+            tifffile.imwrite(tmp, data, imagej=True, metadata=metadata, **kwargs)
         else:
             if x is not None:
                 kwargs["resolution"] = (1e7 / x, 1e7 / y)
                 kwargs["resolutionunit"] = "CENTIMETER"
-            tifffile.imwrite(tmp, arr, photometric="minisblack", metadata={"axes": axes}, **kwargs)
+            tifffile.imwrite(tmp, data, photometric="minisblack", metadata={"axes": axes}, **kwargs)
     return Path(path)
 
 
@@ -174,14 +211,17 @@ def write_probability(
             f"`prob` must be a float array of probabilities in [0, 1], got dtype {arr.dtype}."
         )
     tol = _PROB_TOLERANCE
-    if arr.size and (not np.isfinite(arr).all() or arr.min() < -tol or arr.max() > 1 + tol):
-        raise ValueError(
-            f"`prob` must hold probabilities in [0, 1] without NaN, got range "
-            f"{np.nanmin(arr)}..{np.nanmax(arr)}; apply a sigmoid/softmax to logits first."
-        )
+    if arr.size:
+        finite, low, high = _finite_range(arr)
+        if not finite or low < -tol or high > 1 + tol:
+            raise ValueError(
+                f"`prob` must hold probabilities in [0, 1] without NaN, got range "
+                f"{np.nanmin(arr)}..{np.nanmax(arr)}; apply a sigmoid/softmax to logits first."
+            )
     return write_tiff(
-        path, np.clip(arr, 0, 1).astype(np.float32, copy=False), pixel_size_nm=pixel_size_nm,
-        voxel_size_nm=voxel_size_nm, axes=axes, compression=compression,
+        path, arr,
+        pixel_size_nm=pixel_size_nm, voxel_size_nm=voxel_size_nm, axes=axes, compression=compression,
+        clip_range=(0.0, 1.0),
     )
 
 

@@ -67,8 +67,10 @@ class TrainConfig:
     border_w0, border_sigma_px : float
         Border-weight parameters w0 and sigma (pixels) of the weighted losses.
     tune_postprocessing : bool
-        After training, choose the foreground (and boundary) probability thresholds that maximise
-        F1@0.5 on the validation images (:func:`evseg.train.tune.tune_postprocessing`, 2D only).
+        After training, choose the foreground (and boundary) probability thresholds and the minimum
+        object diameter (1, 1.5 or 2 times ``min_diameter_nm``, or the 5 px default of a model
+        that works in pixels) that maximise F1@0.5 on the validation images
+        (:func:`evseg.train.tune.tune_postprocessing`, 2D only).
     border_class_balance : bool
         Add the U-Net paper's class-balancing term w_c (computed per patch) to the border weights.
         Off by default: with sparse objects it weights foreground pixels up to ~30x more than

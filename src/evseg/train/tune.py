@@ -17,6 +17,8 @@ DEFAULT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 DEFAULT_BOUNDARY_THRESHOLDS = (0.3, 0.5, 0.7)
 #: Foreground thresholds tried by :func:`tune_postprocessing` by default.
 DEFAULT_TUNING_THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
+#: Multiples of the model's minimum object diameter tried by :func:`tune_postprocessing` by default.
+DEFAULT_MIN_DIAMETER_FACTORS = (1.0, 1.5, 2.0)
 
 
 def _probabilities(model: SegmentationModel, images: list[TrainingImage], precision: str) -> list[np.ndarray]:
@@ -84,14 +86,17 @@ def tune_postprocessing(
     *,
     thresholds: Sequence[float] = DEFAULT_TUNING_THRESHOLDS,
     boundary_thresholds: Sequence[float] = DEFAULT_BOUNDARY_THRESHOLDS,
+    min_diameter_factors: Sequence[float] = DEFAULT_MIN_DIAMETER_FACTORS,
     precision: str = "fp32",
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Choose the foreground threshold, then the boundary threshold, that maximise F1@0.5 on ``images``.
+    """Choose the foreground threshold, the boundary threshold, then the minimum object diameter, by F1@0.5.
 
-    Two stages (coordinate search, at most ``len(thresholds) + len(boundary_thresholds)`` evaluations):
-    the foreground threshold with the boundary threshold at its current value, then, for models
-    with a boundary output, the boundary threshold at the chosen foreground threshold. Ties go to
-    the value closest to 0.5. The network runs once per image.
+    Three stages (coordinate search, at most ``len(thresholds) + len(boundary_thresholds) +
+    len(min_diameter_factors)`` evaluations): the foreground threshold with the other parameters at
+    their current values; for models with a boundary output, the boundary threshold at the chosen
+    foreground threshold; then the size filter, the model's minimum diameter (``min_diameter_nm``,
+    or ``min_diameter_px`` for a model that works in pixels) times each factor. Ties go to the
+    threshold closest to 0.5 and to the smallest diameter. The network runs once per image.
 
     Parameters
     ----------
@@ -101,34 +106,46 @@ def tune_postprocessing(
         Validation images on the model grid with their labels (never test images).
     thresholds, boundary_thresholds : sequence of float
         Candidates in (0, 1).
+    min_diameter_factors : sequence of float
+        Multiples (>= 1 keeps the documented lower size bound) of the current minimum diameter;
+        ``(1.0,)`` leaves it alone.
     precision : {"fp32", "bf16"}
         Network precision.
 
     Returns
     -------
     (params, rows)
-        The chosen ``{"threshold": t, "boundary_threshold": b}`` (the latter only with a boundary
-        output) and one row per evaluated candidate (its parameters and ``f1``).
+        The chosen ``{"threshold": t, "boundary_threshold": b, <min diameter key>: d}`` (the
+        boundary threshold only with a boundary output) and one row per evaluated candidate (its
+        parameters and ``f1``).
     """
     probabilities = _probabilities(model, images, precision)
     current = dict(model.postprocessing)
+    size_key = "min_diameter_px" if model.pixel_size_nm is None else "min_diameter_nm"
+    keys = ("threshold", "boundary_threshold", size_key)
     rows: list[dict[str, float]] = []
-    done: dict[tuple[float, float], float] = {}
+    done: dict[tuple[float, ...], float] = {}
 
-    def search(key: str, candidates: Sequence[float]) -> None:
+    def search(key: str, candidates: Sequence[float], preference) -> None:
         scores = {}
         for value in candidates:
             params = {**current, key: float(value)}
-            pair = (float(params["threshold"]), float(params.get("boundary_threshold", 0.5)))
-            if pair not in done:
-                done[pair] = _pooled_f1(model, images, probabilities, params)
-                rows.append({"threshold": pair[0], "boundary_threshold": pair[1], "f1": done[pair]})
-            scores[float(value)] = done[pair]
-        current[key] = max(scores, key=lambda v: (scores[v], -abs(v - 0.5)))
+            point = tuple(float(params.get(k, 0.5)) for k in keys)
+            if point not in done:
+                done[point] = _pooled_f1(model, images, probabilities, params)
+                rows.append({**dict(zip(keys, point, strict=True)), "f1": done[point]})
+            scores[float(value)] = done[point]
+        current[key] = max(scores, key=lambda v: (scores[v], preference(v)))
 
-    search("threshold", thresholds)
+    def near_half(value: float) -> float:
+        return -abs(value - 0.5)
+
+    search("threshold", thresholds, near_half)
     chosen = {"threshold": current["threshold"]}
     if "boundary" in model.outputs:
-        search("boundary_threshold", boundary_thresholds)
+        search("boundary_threshold", boundary_thresholds, near_half)
         chosen["boundary_threshold"] = current["boundary_threshold"]
+    base_diameter = float(current[size_key])
+    search(size_key, [base_diameter * float(f) for f in min_diameter_factors], lambda v: -v)
+    chosen[size_key] = current[size_key]
     return chosen, rows
