@@ -47,3 +47,38 @@ def test_small_seeds_are_ignored():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="differ"):
         boundary_seeded_watershed(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def _global_watershed_reference(foreground, boundary, threshold, boundary_threshold, min_seed_area_px):
+    """The definition, computed the slow way: one watershed over the whole image, then seedless components."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    inside = foreground > threshold
+    mask = ndi.binary_fill_holes(inside | (boundary >= boundary_threshold))
+    seeds, n = ndi.label(inside & (boundary < boundary_threshold))
+    sizes = np.bincount(seeds.ravel(), minlength=n + 1)
+    small = sizes < min_seed_area_px
+    small[0] = False
+    seeds[small[seeds]] = 0
+    labels = watershed(boundary, markers=seeds, mask=mask)
+    orphans, _ = ndi.label(mask & (labels == 0))
+    labels[orphans > 0] = orphans[orphans > 0] + labels.max()
+    return labels
+
+
+def test_component_wise_watershed_gives_the_same_partition_as_one_global_watershed():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        foreground = ndi.gaussian_filter(rng.random((120, 130)), 3)
+        boundary = ndi.gaussian_filter(rng.random((120, 130)), 2)
+        foreground = (foreground - foreground.min()) / np.ptp(foreground)
+        boundary = (boundary - boundary.min()) / np.ptp(boundary)
+        result = boundary_seeded_watershed(foreground, boundary, threshold=0.5, boundary_threshold=0.5,
+                                           min_seed_area_px=6)
+        expected = _global_watershed_reference(foreground, boundary, 0.5, 0.5, 6)
+        assert np.array_equal(result > 0, expected > 0)
+        pairs = np.unique(np.stack([result.ravel(), expected.ravel()]), axis=1)
+        assert pairs.shape[1] == len(np.unique(result)) == len(np.unique(expected))  # a one-to-one relabelling
