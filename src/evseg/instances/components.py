@@ -86,6 +86,15 @@ def _check_nonnegative(value: float, name: str, *, allow_inf: bool = False) -> f
     return out
 
 
+def _touches_border(regions: np.ndarray, n: int) -> np.ndarray:
+    """Bool array ``(n + 1,)``: entry ``k`` says whether region ``k`` of ``regions`` touches the image border."""
+    touches = np.zeros(n + 1, dtype=bool)
+    for axis in range(regions.ndim):
+        for index in (0, -1):
+            touches[np.take(regions, index, axis=axis)] = True
+    return touches
+
+
 def fill_small_holes(mask: np.ndarray, *, max_hole_area_px: float) -> np.ndarray:
     """Fill background holes enclosed by the foreground up to a maximum size.
 
@@ -126,11 +135,8 @@ def fill_small_holes(mask: np.ndarray, *, max_hole_area_px: float) -> np.ndarray
     if n == 0:
         return out
     sizes = np.bincount(background.ravel(), minlength=n + 1)
-    fill = sizes <= max_hole
+    fill = (sizes <= max_hole) & ~_touches_border(background, n)
     fill[0] = False
-    for axis in range(mask.ndim):  # regions touching the border are not holes
-        for index in (0, -1):
-            fill[np.take(background, index, axis=axis)] = False
     out[fill[background]] = True
     return out
 
@@ -156,11 +162,8 @@ def fill_enclosed_holes(mask: np.ndarray) -> np.ndarray:
     background, n = ndi.label(~mask)
     if n == 0:
         return mask.copy()
-    hole = np.ones(n + 1, dtype=bool)
+    hole = ~_touches_border(background, n)
     hole[0] = False
-    for axis in range(mask.ndim):  # regions touching the border are not holes
-        for index in (0, -1):
-            hole[np.take(background, index, axis=axis)] = False
     return mask | hole[background]
 
 
